@@ -1,0 +1,37 @@
+import type { ActorContext } from "./engine/context.js";
+import { ValidationError } from "./errors.js";
+import { checkName } from "./names.js";
+
+export type ActorFn<I, O> = (ctx: ActorContext, input: I) => Promise<O>;
+
+export interface ActorOptions {
+  /** Free-form description shown by the CLI and dashboard. */
+  description?: string;
+}
+
+/** A registered actor type: a name and the async function every instance runs. */
+export interface ActorDefinition<I = any, O = any> {
+  readonly kind: "troupe.actor";
+  readonly name: string;
+  readonly fn: ActorFn<I, O>;
+  readonly options: ActorOptions;
+}
+
+/**
+ * Defines an actor type. The function is replayed from its journal after a crash or
+ * restart, so everything non-deterministic must go through `ctx` (step, now, random …).
+ */
+export function actor<I = any, O = any>(
+  name: string,
+  fn: ActorFn<I, O>,
+  options: ActorOptions = {},
+): ActorDefinition<I, O> {
+  checkName(name, "actor name");
+  if (typeof fn !== "function")
+    throw new ValidationError(`actor "${name}": the second argument must be an async function`);
+  return Object.freeze({ kind: "troupe.actor" as const, name, fn, options: { ...options } });
+}
+
+export function isActorDefinition(x: unknown): x is ActorDefinition {
+  return typeof x === "object" && x !== null && (x as { kind?: unknown }).kind === "troupe.actor";
+}

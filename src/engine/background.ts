@@ -1,0 +1,79 @@
+import type { Storage } from "../storage/storage.js";
+import type { Wakeups } from "../wakeups/wakeups.js";
+
+const LEADER_LOCK = "leader";
+
+/**
+ * Loops that must run somewhere but only once: due timers, expired leases, pruning.
+ * Whichever worker holds the "leader" system lock (a lease, renewed each tick) runs them.
+ */
+export class BackgroundLoops {
+  private timer: NodeJS.Timeout | undefined;
+  private ticking = false;
+  private leader = false;
+  private stopped = false;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly wakeups: Wakeups,
+    private readonly workerId: string,
+    private readonly leaseMs: number,
+    private readonly pollMs: number,
+    private readonly log: (
+      level: "debug" | "info" | "warn" | "error",
+      msg: string,
+      f?: Record<string, unknown>,
+    ) => void,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), this.pollMs);
+    void this.tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    if (this.leader) await this.storage.locks.release(LEADER_LOCK, this.workerId).catch(() => {});
+    this.leader = false;
+  }
+
+  get isLeader(): boolean {
+    return this.leader;
+  }
+
+  async tick(): Promise<void> {
+    if (this.ticking || this.stopped) return;
+    this.ticking = true;
+    try {
+      this.leader = await this.storage.locks.tryAcquire(
+        LEADER_LOCK,
+        this.workerId,
+        Math.max(this.leaseMs, this.pollMs * 3),
+      );
+      if (!this.leader) return;
+      await this.fireDueTimers();
+      await this.announceExpiredLeases();
+    } catch (err) {
+      this.log("warn", "background loop failed", { error: String(err) });
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async fireDueTimers(): Promise<void> {
+    for (;;) {
+      const due = await this.storage.timers.due(500);
+      const fired: string[] = [];
+      for (const t of due) if (await this.storage.timers.fire(t.actorId, t.seq)) fired.push(t.actorId);
+      this.wakeups.publish(fired.map((key) => ({ kind: "actor" as const, key })));
+      if (due.length < 500 || this.stopped) return;
+    }
+  }
+
+  /** Runnable again once a lease expires; tell the workers so they need not wait for a poll. */
+  private async announceExpiredLeases(): Promise<void> {
+    const ids = await this.storage.actors.expiredLeases(500);
+    this.wakeups.publish(ids.map((key) => ({ kind: "actor" as const, key })));
+  }
+}

@@ -1,0 +1,39 @@
+import type { Duration } from "../duration.js";
+import type { SqlClient } from "../storage/database.js";
+import type { AttemptInfo, RetryPolicy } from "./retry.js";
+
+export interface StepOptions {
+  /** Retry policy (default: 3 attempts, 100ms initial delay, ×2 backoff). */
+  retry?: RetryPolicy;
+  /** Per-attempt timeout; the attempt's `signal` is aborted when it passes. */
+  timeout?: Duration;
+}
+
+/** The transaction a transactional step runs in: the very one that journals the step. */
+export type StepTransaction = SqlClient;
+
+/**
+ * What an actor sees. Every call is journaled: on replay it returns the recorded result
+ * instead of running again, and a call that no longer matches the journal fails the
+ * actor with a NonDeterminismError.
+ */
+export interface ActorContext {
+  readonly id: string;
+  readonly name: string;
+  /** Runs a side effect once and records its result (at-least-once if the process dies mid-step). */
+  step<T>(name: string, fn: (attempt: AttemptInfo) => Promise<T> | T, options?: StepOptions): Promise<T>;
+  /**
+   * Runs `fn` inside the database transaction that also journals the step: its database
+   * effects happen exactly once, whatever crashes.
+   */
+  transaction<T>(name: string, fn: (tx: StepTransaction) => Promise<T>, options?: StepOptions): Promise<T>;
+  /** Durable sleep: survives restarts; the actor uses no worker while it sleeps. */
+  sleep(duration: Duration): Promise<void>;
+  sleepUntil(when: Date | number): Promise<void>;
+  /** Deterministic clock: the recorded time on replay. */
+  now(): Promise<Date>;
+  /** Deterministic random number in [0, 1). */
+  random(): Promise<number>;
+  /** Deterministic random UUID (v4). */
+  uuid(): Promise<string>;
+}

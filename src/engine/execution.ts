@@ -1,0 +1,356 @@
+import { randomUUID } from "node:crypto";
+import type { ActorDefinition } from "../actor.js";
+import { decode, encode } from "../codec.js";
+import { toMillis, type Duration } from "../duration.js";
+import {
+  LockLostError,
+  NonDeterminismError,
+  TroupeError,
+  ValidationError,
+  errorFromRecord,
+  recordError,
+} from "../errors.js";
+import { checkLabel } from "../names.js";
+import type { WaitSpec } from "../storage/actor-store.js";
+import type { SqlClient } from "../storage/database.js";
+import type { ActorRow, Fence, JournalEntry } from "../storage/rows.js";
+import type { Storage } from "../storage/storage.js";
+import type { ActorContext, StepOptions } from "./context.js";
+import { JournalReader } from "./journal-reader.js";
+import { resolveRetry, runWithRetry, type AttemptInfo } from "./retry.js";
+
+/** What the worker needs from its surroundings. */
+export interface ExecutionHost {
+  readonly storage: Storage;
+  readonly leaseMs: number;
+  readonly maxPayloadBytes: number;
+  /** True while the worker is shutting down: no new live work starts. */
+  readonly stopping: boolean;
+  /** Called after a wait with a deadline was registered (to arm a local timer). */
+  onParked(exec: Execution, wait: WaitSpec): void;
+  /** Test hook: named points in the engine where tests can pause or kill the process. */
+  debugPoint(name: string, info: Record<string, unknown>): Promise<void>;
+}
+
+export type SegmentEnd =
+  | { kind: "returned"; value: unknown }
+  | { kind: "threw"; error: unknown }
+  | { kind: "parked" }
+  | { kind: "abandoned"; reason: "lock-lost" | "stopping" }
+  | { kind: "fatal"; error: TroupeError };
+
+interface Parked {
+  seq: number;
+  resolve: (e: JournalEntry) => void;
+  /** Journal version right after the wait was registered; resuming in memory needs version + 1. */
+  journalVersion: number;
+}
+
+class Deferred<T> {
+  resolve!: (v: T) => void;
+  readonly promise = new Promise<T>((r) => (this.resolve = r));
+}
+
+/** Never settles: given to actor code after the execution was abandoned, so it simply stops. */
+const forever = <T>() => new Promise<T>(() => {});
+
+/**
+ * One in-memory run of an actor. It replays journaled operations, runs new ones live
+ * (each journaled under the lease fence) and, at a wait, parks: the actor's promise
+ * stays pending in memory so that a later wakeup on this worker can resume it without
+ * replaying (sticky execution), as long as the journal has not moved under it.
+ */
+export class Execution {
+  readonly id: string;
+  readonly generation: number;
+  fence: Fence;
+  private seq = 0;
+  private readonly reader: JournalReader;
+  private readonly local: JournalEntry[] = []; // now/random/uuid: written with the next journal write
+  private readonly inflight = new Set<Promise<unknown>>();
+  private parked: Parked | undefined;
+  private segment = new Deferred<SegmentEnd>();
+  private finished: Promise<SegmentEnd> | undefined;
+  private state: "running" | "parked" | "abandoned" | "done" = "running";
+  private waiting = false;
+  readonly ctx: ActorContext;
+
+  constructor(
+    private readonly host: ExecutionHost,
+    readonly def: ActorDefinition,
+    row: ActorRow,
+    worker: string,
+  ) {
+    this.id = row.id;
+    this.generation = row.generation;
+    this.fence = { actorId: row.id, leaseVersion: row.leaseVersion, worker };
+    this.reader = new JournalReader(host.storage.journal, row.id, row.journalVersion);
+    this.ctx = this.makeContext();
+    this.input = decode(row.input);
+  }
+
+  private readonly input: unknown;
+
+  get parkedAt(): Parked | undefined {
+    return this.parked;
+  }
+
+  /** Starts (first segment) or continues the actor; resolves when it returns, throws, parks or is abandoned. */
+  run(): Promise<SegmentEnd> {
+    this.finished ??= (async () => this.def.fn(this.ctx, this.input))().then(
+      (value): SegmentEnd => ({ kind: "returned", value }),
+      (error): SegmentEnd => ({ kind: "threw", error }),
+    );
+    return Promise.race([this.finished, this.segment.promise]).then(async (end) => {
+      if (end.kind === "returned" || end.kind === "threw") {
+        // Let in-flight journal writes (concurrent steps) land before the final write.
+        await Promise.allSettled([...this.inflight]);
+        if (this.state === "abandoned") return { kind: "abandoned", reason: "lock-lost" };
+        if (end.kind === "threw" && end.error instanceof LockLostError)
+          return { kind: "abandoned", reason: "lock-lost" };
+        this.state = "done";
+      }
+      return end;
+    });
+  }
+
+  /**
+   * Resumes a parked execution in memory with the entry that completed its wait, under a
+   * new lease. Returns false (caller replays instead) if the journal moved in between.
+   */
+  resume(row: ActorRow, entry: JournalEntry): boolean {
+    const p = this.parked;
+    if (!p || this.state !== "parked" || row.generation !== this.generation) return false;
+    if (row.journalVersion !== p.journalVersion + 1 || entry.seq !== p.seq) return false;
+    this.fence = { actorId: row.id, leaseVersion: row.leaseVersion, worker: this.fence.worker };
+    this.parked = undefined;
+    this.state = "running";
+    this.waiting = false;
+    this.segment = new Deferred<SegmentEnd>();
+    p.resolve(entry);
+    return true;
+  }
+
+  /** Journal entries buffered for the final write (now/random/uuid after the last op). */
+  drainLocal(): JournalEntry[] {
+    return this.local.splice(0);
+  }
+
+  // ---- primitives used by the context -------------------------------------------------
+
+  private end(e: SegmentEnd): void {
+    // After abandonment or a fatal error, actor code that carries on just hangs: nothing more is journaled.
+    if (e.kind === "abandoned" || e.kind === "fatal") this.state = "abandoned";
+    this.segment.resolve(e);
+  }
+
+  /** Wraps a live operation: tracks it, and turns a lost lease into abandonment. */
+  private async live<T>(work: () => Promise<T>): Promise<T> {
+    if (this.state === "abandoned") return forever();
+    if (this.host.stopping) {
+      this.end({ kind: "abandoned", reason: "stopping" });
+      return forever();
+    }
+    const p = work();
+    this.inflight.add(p);
+    try {
+      return await p;
+    } catch (err) {
+      if (err instanceof LockLostError) {
+        this.end({ kind: "abandoned", reason: "lock-lost" });
+        return forever();
+      }
+      throw err;
+    } finally {
+      this.inflight.delete(p);
+    }
+  }
+
+  /**
+   * The journaled entry at `seq`, checked against what the code does now; null when the
+   * operation has not happened yet. A mismatch ends the execution as non-deterministic.
+   */
+  private async recorded(seq: number, kind: string, name: string): Promise<JournalEntry | null> {
+    if (this.state === "abandoned") return forever();
+    const e = await this.reader.take(seq);
+    if (e && (e.kind !== kind || e.name !== name)) {
+      const err = new NonDeterminismError(seq, `${e.kind} "${e.name}"`, `${kind} "${name}"`);
+      this.end({ kind: "fatal", error: err });
+      throw err;
+    }
+    return e;
+  }
+
+  private async append(entry: JournalEntry): Promise<void> {
+    await this.host.storage.actors.append(this.fence, [...this.drainLocal(), entry], this.host.leaseMs);
+  }
+
+  private encodeValue(value: unknown, what: string): Buffer {
+    return encode(value, { maxBytes: this.host.maxPayloadBytes, what });
+  }
+
+  /** Parks at `seq` until the wait completes; resolves with the completing journal entry (in-memory resume only). */
+  private async park(wait: WaitSpec, inTx?: (tx: SqlClient) => Promise<void>): Promise<JournalEntry> {
+    if (this.waiting)
+      throw new ValidationError(
+        "an actor can wait on one thing at a time; use receiveAny to wait on several channels",
+      );
+    this.waiting = true;
+    await Promise.allSettled([...this.inflight]); // journal what is in flight before parking
+    const entries = this.drainLocal();
+    const journalVersion = await this.live(() =>
+      this.host.storage.actors.suspend(this.fence, wait, entries, inTx),
+    );
+    const resumed = new Promise<JournalEntry>((resolve) => {
+      this.parked = { seq: wait.seq, resolve, journalVersion };
+    });
+    this.state = "parked";
+    this.host.onParked(this, wait);
+    this.end({ kind: "parked" });
+    return resumed;
+  }
+
+  // ---- the context ------------------------------------------------------------------
+
+  private makeContext(): ActorContext {
+    const ctx: ActorContext = {
+      id: this.id,
+      name: this.def.name,
+      step: (name, fn, options) => this.step(name, fn, options),
+      transaction: (name, fn, options) => this.transaction(name, fn, options),
+      sleep: (d: Duration) => this.sleepFor(toMillis(d, "ctx.sleep")),
+      sleepUntil: (when) => this.sleepUntil(when),
+      now: () => this.deterministic("now", () => new Date()),
+      random: () => this.deterministic("random", () => Math.random()),
+      uuid: () => this.deterministic("uuid", () => randomUUID()),
+    };
+    return Object.freeze(ctx);
+  }
+
+  private replayed<T>(e: JournalEntry): T {
+    if (e.error) throw errorFromRecord(e.error);
+    return decode<T>(e.result);
+  }
+
+  private async step<T>(
+    name: string,
+    fn: (a: AttemptInfo) => Promise<T> | T,
+    options: StepOptions = {},
+  ): Promise<T> {
+    checkLabel(name, "step name");
+    if (typeof fn !== "function")
+      throw new ValidationError(`step "${name}": the second argument must be a function`);
+    const retry = resolveRetry(options.retry, `step "${name}"`);
+    const timeoutMs =
+      options.timeout === undefined ? undefined : toMillis(options.timeout, `step "${name}" timeout`);
+    const seq = this.seq++;
+    const e = await this.recorded(seq, "step", name);
+    if (e) return this.replayed<T>(e);
+    return this.live(async () => {
+      let value: T;
+      try {
+        value = await runWithRetry(name, fn, retry, timeoutMs);
+      } catch (err) {
+        await this.append({ seq, kind: "step", name, result: null, error: recordError(err) });
+        throw err;
+      }
+      await this.host.debugPoint("step:after-fn", { actorId: this.id, step: name, seq });
+      await this.append({
+        seq,
+        kind: "step",
+        name,
+        result: this.encodeValue(value, `result of step "${name}"`),
+        error: null,
+      });
+      return value;
+    });
+  }
+
+  private async transaction<T>(
+    name: string,
+    fn: (tx: SqlClient) => Promise<T>,
+    options: StepOptions = {},
+  ): Promise<T> {
+    checkLabel(name, "step name");
+    if (typeof fn !== "function")
+      throw new ValidationError(`transaction "${name}": the second argument must be a function`);
+    const retry = resolveRetry(options.retry, `transaction "${name}"`);
+    const timeoutMs =
+      options.timeout === undefined ? undefined : toMillis(options.timeout, `transaction "${name}" timeout`);
+    const seq = this.seq++;
+    const e = await this.recorded(seq, "tx", name);
+    if (e) return this.replayed<T>(e);
+    return this.live(async () => {
+      try {
+        return await runWithRetry(
+          name,
+          async () => {
+            const { value } = await this.host.storage.actors.appendInTransaction(
+              this.fence,
+              this.host.leaseMs,
+              async (tx) => {
+                const v = await fn(tx);
+                await this.host.debugPoint("tx:after-fn", { actorId: this.id, step: name, seq });
+                return v;
+              },
+              (v) => [
+                ...this.drainLocal(),
+                {
+                  seq,
+                  kind: "tx",
+                  name,
+                  result: this.encodeValue(v, `result of transaction "${name}"`),
+                  error: null,
+                },
+              ],
+            );
+            return value;
+          },
+          retry,
+          timeoutMs,
+          (err) => err instanceof LockLostError || err instanceof TroupeError,
+        );
+      } catch (err) {
+        if (err instanceof LockLostError) throw err;
+        await this.append({ seq, kind: "tx", name, result: null, error: recordError(err) });
+        throw err;
+      }
+    });
+  }
+
+  private async sleepFor(ms: number): Promise<void> {
+    const seq = this.seq++;
+    const e = await this.recorded(seq, "sleep", "");
+    if (e) return;
+    if (ms <= 0) {
+      await this.live(() => this.append({ seq, kind: "sleep", name: "", result: null, error: null }));
+      return;
+    }
+    await this.park({ seq, kind: "sleep", name: "", until: new Date(Date.now() + ms) });
+  }
+
+  private async sleepUntil(when: Date | number): Promise<void> {
+    const at = when instanceof Date ? when.getTime() : when;
+    if (typeof at !== "number" || !Number.isFinite(at))
+      throw new ValidationError("ctx.sleepUntil needs a valid Date or epoch milliseconds");
+    const seq = this.seq++;
+    const e = await this.recorded(seq, "sleep", "");
+    if (e) return;
+    if (at <= Date.now()) {
+      await this.live(() => this.append({ seq, kind: "sleep", name: "", result: null, error: null }));
+      return;
+    }
+    await this.park({ seq, kind: "sleep", name: "", until: new Date(at) });
+  }
+
+  /** now/random/uuid: the recorded value on replay; live, a fresh value buffered into the next journal write. */
+  private async deterministic<T>(kind: string, make: () => T): Promise<T> {
+    const seq = this.seq++;
+    const e = await this.recorded(seq, kind, "");
+    if (e) return decode<T>(e.result);
+    if (this.state === "abandoned") return forever();
+    const value = make();
+    this.local.push({ seq, kind, name: "", result: encode(value), error: null });
+    return value;
+  }
+}

@@ -1,0 +1,296 @@
+import { hostname } from "node:os";
+import type { ActorDefinition } from "../actor.js";
+import { encode } from "../codec.js";
+import { recordError, UnknownActorError } from "../errors.js";
+import type { WaitSpec } from "../storage/actor-store.js";
+import type { ActorRow } from "../storage/rows.js";
+import type { Storage } from "../storage/storage.js";
+import type { Wakeup, Wakeups } from "../wakeups/wakeups.js";
+import { Execution, type ExecutionHost, type SegmentEnd } from "./execution.js";
+import { BackgroundLoops } from "./background.js";
+
+export interface WorkerConfig {
+  id: string;
+  concurrency: number;
+  leaseMs: number;
+  pollMs: number;
+  maxPayloadBytes: number;
+  /** Suspended executions kept in memory for resume without replay. */
+  maxParked: number;
+  shutdownMs: number;
+  log: (level: "debug" | "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+  debugPoint: (name: string, info: Record<string, unknown>) => Promise<void>;
+  emit: (event: string, payload: Record<string, unknown>) => void;
+}
+
+/** Waits set locally are fired by a local timer when due within this window; the leader's poll is the backstop. */
+const LOCAL_TIMER_WINDOW_MS = 10 * 60_000;
+
+/**
+ * A worker claims runnable actors (by wakeup and by polling), runs them under a lease it
+ * keeps refreshing, and parks suspended executions in memory for cheap resume.
+ */
+export class Worker implements ExecutionHost {
+  readonly leaseMs: number;
+  readonly maxPayloadBytes: number;
+  stopping = false;
+  private readonly running = new Map<string, Execution>();
+  private readonly parked = new Map<string, Execution>(); // LRU by insertion order
+  private readonly localTimers = new Map<string, NodeJS.Timeout>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private readonly background: BackgroundLoops;
+  private claiming = false;
+  private claimAgain = false;
+  private readonly segments = new Set<Promise<void>>();
+
+  constructor(
+    readonly storage: Storage,
+    private readonly wakeups: Wakeups,
+    private readonly actors: ReadonlyMap<string, ActorDefinition>,
+    private readonly cfg: WorkerConfig,
+  ) {
+    this.leaseMs = cfg.leaseMs;
+    this.maxPayloadBytes = cfg.maxPayloadBytes;
+    this.background = new BackgroundLoops(storage, wakeups, cfg.id, cfg.leaseMs, cfg.pollMs, cfg.log);
+  }
+
+  get id(): string {
+    return this.cfg.id;
+  }
+
+  async start(): Promise<void> {
+    await this.storage.locks.registerWorker({
+      id: this.cfg.id,
+      hostname: hostname(),
+      pid: process.pid,
+      concurrency: this.cfg.concurrency,
+    });
+    this.wakeups.onWakeup((w) => this.onWakeup(w));
+    this.wakeups.onReconnect(() => this.kick());
+    this.heartbeatTimer = setInterval(
+      () => void this.heartbeat(),
+      Math.max(50, Math.floor(this.leaseMs / 3)),
+    );
+    this.pollTimer = setInterval(() => this.kick(), this.cfg.pollMs);
+    this.background.start();
+    this.kick();
+  }
+
+  /** Graceful: stop claiming, let running segments finish (up to shutdownMs), hand back the rest. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.pollTimer);
+    for (const t of this.localTimers.values()) clearTimeout(t);
+    this.localTimers.clear();
+    await this.background.stop();
+    const deadline = new Promise<void>((r) => setTimeout(r, this.cfg.shutdownMs).unref());
+    await Promise.race([Promise.allSettled([...this.segments]), deadline]);
+    for (const exec of this.running.values()) {
+      await this.storage.actors.release(exec.fence).catch(() => {});
+    }
+    this.running.clear();
+    this.parked.clear();
+    clearInterval(this.heartbeatTimer);
+    await this.storage.actors.clearSticky(this.cfg.id).catch(() => {});
+    await this.storage.locks.removeWorker(this.cfg.id).catch(() => {});
+  }
+
+  // ---- ExecutionHost -------------------------------------------------------------------
+
+  onParked(exec: Execution, wait: WaitSpec): void {
+    this.running.delete(exec.id);
+    this.parked.delete(exec.id);
+    this.parked.set(exec.id, exec);
+    while (this.parked.size > this.cfg.maxParked) {
+      const oldest = this.parked.keys().next().value as string;
+      this.parked.delete(oldest);
+    }
+    if (wait.until) this.armLocalTimer(exec.id, wait.seq, wait.until);
+  }
+
+  debugPoint(name: string, info: Record<string, unknown>): Promise<void> {
+    return this.cfg.debugPoint(name, info);
+  }
+
+  // ---- claiming --------------------------------------------------------------------------
+
+  private onWakeup(w: Wakeup): void {
+    if (this.stopping) return;
+    if (w.kind === "actor") {
+      void this.claimOne(w.key);
+    }
+  }
+
+  /** Claims runnable actors up to capacity; coalesces concurrent triggers into one more round. */
+  kick(): void {
+    if (this.stopping) return;
+    if (this.claiming) {
+      this.claimAgain = true;
+      return;
+    }
+    this.claiming = true;
+    void (async () => {
+      try {
+        do {
+          this.claimAgain = false;
+          const free = this.cfg.concurrency - this.running.size;
+          if (free <= 0) break;
+          const rows = await this.storage.actors.claimRunnable(this.cfg.id, this.leaseMs, free);
+          for (const row of rows) this.launch(row);
+          if (rows.length === free) this.claimAgain = true; // there may be more
+        } while (this.claimAgain && !this.stopping);
+      } catch (err) {
+        this.cfg.log("warn", "claiming runnable actors failed", { error: String(err) });
+      } finally {
+        this.claiming = false;
+      }
+    })();
+  }
+
+  private async claimOne(id: string): Promise<void> {
+    if (this.running.has(id) || this.running.size >= this.cfg.concurrency) return;
+    try {
+      const row = await this.storage.actors.claim(id, this.cfg.id, this.leaseMs);
+      if (row) this.launch(row);
+    } catch (err) {
+      this.cfg.log("warn", "claiming actor failed", { actorId: id, error: String(err) });
+    }
+  }
+
+  /** Runs a claimed actor: resumes its parked execution in memory when still valid, else replays. */
+  private launch(row: ActorRow): void {
+    const p = this.resumeOrReplay(row)
+      .catch((err) =>
+        this.cfg.log("error", "actor execution crashed", { actorId: row.id, error: String(err) }),
+      )
+      .finally(() => this.segments.delete(p));
+    this.segments.add(p);
+  }
+
+  private async resumeOrReplay(row: ActorRow): Promise<void> {
+    if (this.running.has(row.id)) return;
+    const def = this.actors.get(row.actor);
+    if (!def) {
+      // Another deployment may know this actor type: hand it back rather than fail it.
+      this.cfg.log("warn", "claimed an actor of an unknown type; handing it back", {
+        actorId: row.id,
+        error: new UnknownActorError(row.actor).message,
+      });
+      await this.storage.actors.release({
+        actorId: row.id,
+        leaseVersion: row.leaseVersion,
+        worker: this.cfg.id,
+      });
+      return;
+    }
+    let exec: Execution | undefined;
+    const parked = this.parked.get(row.id);
+    if (parked) {
+      this.parked.delete(row.id);
+      const at = parked.parkedAt;
+      const entry = at ? await this.storage.journal.entry(row.id, at.seq) : null;
+      if (entry && parked.resume(row, entry)) exec = parked;
+    }
+    exec ??= new Execution(this, def, row, this.cfg.id);
+    this.running.set(row.id, exec);
+    const end = await exec.run();
+    await this.settle(exec, end);
+  }
+
+  private async settle(exec: Execution, end: SegmentEnd): Promise<void> {
+    const fence = exec.fence;
+    switch (end.kind) {
+      case "parked":
+        return; // onParked moved it to the parked cache
+      case "abandoned":
+        this.running.delete(exec.id);
+        if (end.reason === "stopping") await this.storage.actors.release(fence).catch(() => {});
+        this.cfg.log("info", "execution abandoned", { actorId: exec.id, reason: end.reason });
+        return;
+      case "returned": {
+        let output: Buffer;
+        try {
+          output = encode(end.value, {
+            maxBytes: this.maxPayloadBytes,
+            what: `result of actor "${exec.id}"`,
+          });
+        } catch (err) {
+          await this.finishFailed(exec, err);
+          return;
+        }
+        await this.finishWith(exec, { status: "completed", output });
+        return;
+      }
+      case "threw":
+      case "fatal":
+        await this.finishFailed(exec, end.error);
+        return;
+    }
+  }
+
+  private async finishFailed(exec: Execution, err: unknown): Promise<void> {
+    await this.finishWith(exec, { status: "failed", error: recordError(err) });
+  }
+
+  private async finishWith(
+    exec: Execution,
+    outcome:
+      { status: "completed"; output: Buffer } | { status: "failed"; error: ReturnType<typeof recordError> },
+  ): Promise<void> {
+    this.running.delete(exec.id);
+    try {
+      await this.storage.actors.finish(exec.fence, outcome, exec.drainLocal());
+    } catch (err) {
+      this.cfg.log("warn", "could not record the end of an actor (lease lost?)", {
+        actorId: exec.id,
+        error: String(err),
+      });
+      return;
+    }
+    this.wakeups.publish([{ kind: "finished", key: exec.id }]);
+    this.cfg.emit(outcome.status === "completed" ? "actor:completed" : "actor:failed", {
+      actorId: exec.id,
+      ...(outcome.status === "failed" ? { error: outcome.error } : {}),
+    });
+    this.kick(); // a slot is free
+  }
+
+  // ---- timers and leases -------------------------------------------------------------
+
+  private armLocalTimer(actorId: string, seq: number, until: Date): void {
+    const delay = until.getTime() - Date.now();
+    if (delay > LOCAL_TIMER_WINDOW_MS) return;
+    clearTimeout(this.localTimers.get(actorId));
+    const t = setTimeout(
+      () => {
+        this.localTimers.delete(actorId);
+        void this.fireLocal(actorId, seq);
+      },
+      Math.max(0, delay),
+    );
+    t.unref();
+    this.localTimers.set(actorId, t);
+  }
+
+  private async fireLocal(actorId: string, seq: number): Promise<void> {
+    if (this.stopping) return;
+    try {
+      if (await this.storage.timers.fire(actorId, seq)) {
+        this.wakeups.publish([{ kind: "actor", key: actorId }]);
+        await this.claimOne(actorId);
+      }
+    } catch (err) {
+      this.cfg.log("warn", "firing a timer failed; the leader will retry", { actorId, error: String(err) });
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      await this.storage.actors.refreshLeases(this.cfg.id, this.leaseMs);
+      await this.storage.locks.heartbeat(this.cfg.id);
+    } catch (err) {
+      this.cfg.log("warn", "lease refresh failed", { error: String(err) });
+    }
+  }
+}

@@ -1,0 +1,311 @@
+import { DuplicateActorError, LockLostError, type RecordedError } from "../errors.js";
+import { MS, type StoreContext } from "./context.js";
+import type { SqlClient } from "./database.js";
+import {
+  ENTRIES_RECORDSET,
+  actorFromRow,
+  entriesParam,
+  type ActorRow,
+  type Fence,
+  type JournalEntry,
+} from "./rows.js";
+
+export interface NewActor {
+  id: string;
+  actor: string;
+  input: Buffer;
+  inputJson: string | null;
+  uniqueKey?: string | undefined;
+  idempotencyKey?: string | undefined;
+  context?: Record<string, unknown> | null | undefined;
+}
+
+export interface WaitSpec {
+  seq: number;
+  kind: string;
+  name: string;
+  /** Deadline: a timer row fires the wait at this time. */
+  until?: Date | undefined;
+}
+
+const CLAIM = `
+  UPDATE {schema}.actors a
+     SET lease_owner = $1, lease_expires_at = now() + ${MS("$2")}, lease_version = a.lease_version + 1, updated_at = now()
+    FROM (SELECT id FROM {schema}.actors
+           WHERE status IN ('running','compensating') AND (lease_expires_at IS NULL OR lease_expires_at < now())
+           ORDER BY lease_expires_at NULLS FIRST, started_at
+           LIMIT $3 FOR UPDATE SKIP LOCKED) c
+   WHERE a.id = c.id
+  RETURNING a.*`;
+
+const CLAIM_ONE = `
+  UPDATE {schema}.actors
+     SET lease_owner = $2, lease_expires_at = now() + ${MS("$3")}, lease_version = lease_version + 1, updated_at = now()
+   WHERE id = $1 AND status IN ('running','compensating') AND (lease_expires_at IS NULL OR lease_expires_at < now())
+  RETURNING *`;
+
+/**
+ * Fenced journal append in ONE statement: the UPDATE proves the lease (and extends it),
+ * the INSERT only happens if it matched. Zero rows = the lease is gone.
+ */
+const APPEND = `
+  WITH f AS (
+    UPDATE {schema}.actors
+       SET journal_version = journal_version + $3, updated_at = now(), lease_expires_at = now() + ${MS("$4")}
+     WHERE id = $1 AND lease_version = $2 AND lease_owner = $5
+    RETURNING id, journal_version),
+  ins AS (
+    INSERT INTO {schema}.journal (actor_id, seq, kind, name, result, error)
+    SELECT f.id, e.seq, e.kind, e.name, decode(e.result, 'base64'), e.error FROM f, ${ENTRIES_RECORDSET("$6")})
+  SELECT journal_version FROM f`;
+
+const FENCE = `
+  UPDATE {schema}.actors
+     SET journal_version = journal_version + $3, updated_at = now(), lease_expires_at = now() + ${MS("$4")}
+   WHERE id = $1 AND lease_version = $2 AND lease_owner = $5
+  RETURNING journal_version`;
+
+const INSERT_ENTRIES = `
+  INSERT INTO {schema}.journal (actor_id, seq, kind, name, result, error)
+  SELECT $1, e.seq, e.kind, e.name, decode(e.result, 'base64'), e.error FROM ${ENTRIES_RECORDSET("$2")}`;
+
+export class ActorStore {
+  constructor(private readonly c: StoreContext) {}
+
+  /** Inserts a new actor; an existing id returns the existing row (idempotent spawn). */
+  async create(a: NewActor): Promise<{ row: ActorRow; created: boolean }> {
+    try {
+      const { rows } = await this.c.db.query(
+        this.c.sql(`
+          INSERT INTO {schema}.actors (id, actor, status, input, input_json, unique_key, idempotency_key, context)
+          VALUES ($1, $2, 'running', $3, $4::jsonb, $5, $6, $7::jsonb)
+          ON CONFLICT (id) DO NOTHING
+          RETURNING *`),
+        [
+          a.id,
+          a.actor,
+          a.input,
+          a.inputJson,
+          a.uniqueKey ?? null,
+          a.idempotencyKey ?? null,
+          a.context ? JSON.stringify(a.context) : null,
+        ],
+      );
+      if (rows[0]) return { row: actorFromRow(rows[0]), created: true };
+    } catch (err) {
+      const e = err as { code?: string; constraint?: string; message?: string };
+      if (
+        e.code === "23505" &&
+        a.uniqueKey &&
+        (e.constraint === "actors_unique_key" || e.message?.includes("actors_unique_key"))
+      ) {
+        const holder = await this.c.db.query<{ id: string }>(
+          this.c.sql(
+            `SELECT id FROM {schema}.actors WHERE unique_key = $1 AND status IN ('running','waiting','compensating')`,
+          ),
+          [a.uniqueKey],
+        );
+        throw new DuplicateActorError(a.uniqueKey, holder.rows[0]?.id ?? "?");
+      }
+      if (e.code === "23505" && a.idempotencyKey && e.message?.includes("actors_idempotency_key")) {
+        const first = await this.byIdempotencyKey(a.idempotencyKey);
+        if (first) return { row: first, created: false };
+      }
+      throw err;
+    }
+    const existing = await this.get(a.id);
+    if (!existing) throw new Error(`actor ${a.id} vanished during spawn`); // deleted between statements
+    return { row: existing, created: false };
+  }
+
+  async byIdempotencyKey(key: string): Promise<ActorRow | null> {
+    const { rows } = await this.c.db.query(
+      this.c.sql("SELECT * FROM {schema}.actors WHERE idempotency_key = $1"),
+      [key],
+    );
+    return rows[0] ? actorFromRow(rows[0]) : null;
+  }
+
+  async get(id: string): Promise<ActorRow | null> {
+    const { rows } = await this.c.db.query(this.c.sql("SELECT * FROM {schema}.actors WHERE id = $1"), [id]);
+    return rows[0] ? actorFromRow(rows[0]) : null;
+  }
+
+  /** Takes the lease of up to `limit` runnable actors (free or expired lease), skipping rows others are claiming. */
+  async claimRunnable(worker: string, leaseMs: number, limit: number): Promise<ActorRow[]> {
+    if (limit <= 0) return [];
+    const { rows } = await this.c.db.query(this.c.sql(CLAIM), [worker, leaseMs, limit]);
+    return rows.map(actorFromRow);
+  }
+
+  /** Takes the lease of one actor if it is runnable and free. */
+  async claim(id: string, worker: string, leaseMs: number): Promise<ActorRow | null> {
+    const { rows } = await this.c.db.query(this.c.sql(CLAIM_ONE), [id, worker, leaseMs]);
+    return rows[0] ? actorFromRow(rows[0]) : null;
+  }
+
+  /** Appends journal entries on behalf of a lease holder. Returns the new journal version. */
+  async append(fence: Fence, entries: readonly JournalEntry[], leaseMs: number): Promise<number> {
+    const { rows } = await this.c.db.query<{ journal_version: number }>(this.c.sql(APPEND), [
+      fence.actorId,
+      fence.leaseVersion,
+      entries.length,
+      leaseMs,
+      fence.worker,
+      entriesParam(entries),
+    ]);
+    if (!rows[0]) throw new LockLostError(fence.actorId);
+    return Number(rows[0].journal_version);
+  }
+
+  /**
+   * Runs `fn` inside a transaction that first proves the lease (locking the actor row for
+   * the transaction) and finally appends `entries()`. Effects of `fn` commit with the journal or not at all.
+   */
+  async appendInTransaction<T>(
+    fence: Fence,
+    leaseMs: number,
+    fn: (tx: SqlClient) => Promise<T>,
+    entries: (value: T) => readonly JournalEntry[],
+  ): Promise<{ value: T; journalVersion: number }> {
+    return this.c.db.transaction(async (tx) => {
+      const proof = await tx.query<{ journal_version: number }>(this.c.sql(FENCE), [
+        fence.actorId,
+        fence.leaseVersion,
+        0,
+        leaseMs,
+        fence.worker,
+      ]);
+      if (!proof.rows[0]) throw new LockLostError(fence.actorId);
+      const value = await fn(tx);
+      const list = entries(value);
+      const v = await this.fenceAndInsert(tx, fence, list, leaseMs);
+      return { value, journalVersion: v };
+    });
+  }
+
+  /** Inside a transaction: fence (bumping the journal version) and insert entries. */
+  async fenceAndInsert(
+    tx: SqlClient,
+    fence: Fence,
+    entries: readonly JournalEntry[],
+    leaseMs: number,
+  ): Promise<number> {
+    const { rows } = await tx.query<{ journal_version: number }>(this.c.sql(FENCE), [
+      fence.actorId,
+      fence.leaseVersion,
+      entries.length,
+      leaseMs,
+      fence.worker,
+    ]);
+    if (!rows[0]) throw new LockLostError(fence.actorId);
+    if (entries.length > 0)
+      await tx.query(this.c.sql(INSERT_ENTRIES), [fence.actorId, entriesParam(entries)]);
+    return Number(rows[0].journal_version);
+  }
+
+  /**
+   * Parks the actor at a wait: status waiting, lease released, this worker remembered as
+   * the holder of the suspended execution, and a timer when the wait has a deadline.
+   */
+  async suspend(
+    fence: Fence,
+    wait: WaitSpec,
+    entries: readonly JournalEntry[],
+    inTx?: (tx: SqlClient) => Promise<void>,
+  ): Promise<number> {
+    return this.c.db.transaction(async (tx) => {
+      if (entries.length > 0) await this.fenceAndInsert(tx, fence, entries, 0);
+      const { rows } = await tx.query<{ journal_version: number }>(
+        this.c.sql(`
+          UPDATE {schema}.actors
+             SET status = 'waiting', wait_seq = $3, wait_kind = $4, wait_name = $5, wait_until = $6,
+                 lease_owner = NULL, lease_expires_at = NULL, sticky_worker = $7, updated_at = now()
+           WHERE id = $1 AND lease_version = $2 AND lease_owner = $7
+          RETURNING journal_version`),
+        [fence.actorId, fence.leaseVersion, wait.seq, wait.kind, wait.name, wait.until ?? null, fence.worker],
+      );
+      if (!rows[0]) throw new LockLostError(fence.actorId);
+      if (wait.until) {
+        await tx.query(
+          this.c.sql(`
+            INSERT INTO {schema}.timers (actor_id, seq, due_at) VALUES ($1, $2, $3)
+            ON CONFLICT (actor_id) DO UPDATE SET seq = EXCLUDED.seq, due_at = EXCLUDED.due_at`),
+          [fence.actorId, wait.seq, wait.until],
+        );
+      }
+      if (inTx) await inTx(tx);
+      return Number(rows[0].journal_version);
+    });
+  }
+
+  /** Records the end of an actor and drops everything that only lives while it runs. */
+  async finish(
+    fence: Fence,
+    outcome:
+      { status: "completed"; output: Buffer } | { status: "failed" | "cancelled"; error: RecordedError },
+    entries: readonly JournalEntry[],
+  ): Promise<void> {
+    await this.c.db.transaction(async (tx) => {
+      await this.fenceAndInsert(tx, fence, entries, 0);
+      await tx.query(
+        this.c.sql(`
+          UPDATE {schema}.actors
+             SET status = $2, output = $3, error = $4::jsonb, finished_at = now(), updated_at = now(),
+                 lease_owner = NULL, lease_expires_at = NULL, sticky_worker = NULL,
+                 wait_seq = NULL, wait_kind = NULL, wait_name = NULL, wait_until = NULL
+           WHERE id = $1`),
+        [
+          fence.actorId,
+          outcome.status,
+          outcome.status === "completed" ? outcome.output : null,
+          outcome.status === "completed" ? null : JSON.stringify(outcome.error),
+        ],
+      );
+      await tx.query(this.c.sql("DELETE FROM {schema}.timers WHERE actor_id = $1"), [fence.actorId]);
+      await tx.query(this.c.sql("DELETE FROM {schema}.subscriptions WHERE actor_id = $1"), [fence.actorId]);
+      await tx.query(this.c.sql("DELETE FROM {schema}.group_members WHERE actor_id = $1"), [fence.actorId]);
+    });
+  }
+
+  /** Hands a running actor back (graceful stop): it stays runnable for any worker. */
+  async release(fence: Fence): Promise<void> {
+    await this.c.db.query(
+      this.c.sql(`
+        UPDATE {schema}.actors SET lease_owner = NULL, lease_expires_at = NULL, sticky_worker = NULL, updated_at = now()
+         WHERE id = $1 AND lease_version = $2 AND lease_owner = $3`),
+      [fence.actorId, fence.leaseVersion, fence.worker],
+    );
+  }
+
+  /** Extends every lease this worker holds. */
+  async refreshLeases(worker: string, leaseMs: number): Promise<number> {
+    const { rowCount } = await this.c.db.query(
+      this.c.sql(`
+        UPDATE {schema}.actors SET lease_expires_at = now() + ${MS("$2")}
+         WHERE lease_owner = $1 AND status IN ('running','compensating')`),
+      [worker, leaseMs],
+    );
+    return rowCount;
+  }
+
+  /** Actors whose lease ran out (their worker died or stalled): runnable again. */
+  async expiredLeases(limit: number): Promise<string[]> {
+    const { rows } = await this.c.db.query<{ id: string }>(
+      this.c.sql(`
+        SELECT id FROM {schema}.actors
+         WHERE status IN ('running','compensating') AND lease_expires_at < now()
+         ORDER BY lease_expires_at LIMIT $1`),
+      [limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** A stopping worker forgets its suspended executions so wakeups are not held back for it. */
+  async clearSticky(worker: string): Promise<void> {
+    await this.c.db.query(
+      this.c.sql("UPDATE {schema}.actors SET sticky_worker = NULL WHERE sticky_worker = $1"),
+      [worker],
+    );
+  }
+}

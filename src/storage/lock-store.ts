@@ -1,0 +1,53 @@
+import { MS, type StoreContext } from "./context.js";
+
+/** System locks with a lease (e.g. "leader") and the worker registry. */
+export class LockStore {
+  constructor(private readonly c: StoreContext) {}
+
+  /** Takes or renews `name` for `owner` unless another owner holds an unexpired lease. */
+  async tryAcquire(name: string, owner: string, leaseMs: number): Promise<boolean> {
+    const { rows } = await this.c.db.query(
+      this.c.sql(`
+        INSERT INTO {schema}.system_locks AS l (name, owner, expires_at) VALUES ($1, $2, now() + ${MS("$3")})
+        ON CONFLICT (name) DO UPDATE
+           SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at,
+               acquired_at = CASE WHEN l.owner = EXCLUDED.owner THEN l.acquired_at ELSE now() END
+         WHERE l.owner = EXCLUDED.owner OR l.expires_at < now()
+        RETURNING owner`),
+      [name, owner, leaseMs],
+    );
+    return rows.length > 0;
+  }
+
+  async release(name: string, owner: string): Promise<void> {
+    await this.c.db.query(this.c.sql("DELETE FROM {schema}.system_locks WHERE name = $1 AND owner = $2"), [
+      name,
+      owner,
+    ]);
+  }
+
+  async registerWorker(w: { id: string; hostname: string; pid: number; concurrency: number }): Promise<void> {
+    await this.c.db.query(
+      this.c.sql(`
+        INSERT INTO {schema}.workers (id, hostname, pid, concurrency) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`),
+      [w.id, w.hostname, w.pid, w.concurrency],
+    );
+  }
+
+  async heartbeat(id: string): Promise<void> {
+    await this.c.db.query(this.c.sql("UPDATE {schema}.workers SET heartbeat_at = now() WHERE id = $1"), [id]);
+  }
+
+  async removeWorker(id: string): Promise<void> {
+    await this.c.db.query(this.c.sql("DELETE FROM {schema}.workers WHERE id = $1"), [id]);
+  }
+
+  /** Forget workers silent for longer than `staleMs`. */
+  async pruneWorkers(staleMs: number): Promise<void> {
+    await this.c.db.query(
+      this.c.sql(`DELETE FROM {schema}.workers WHERE heartbeat_at < now() - ${MS("$1")}`),
+      [staleMs],
+    );
+  }
+}

@@ -1,0 +1,48 @@
+import { ActorStore } from "./actor-store.js";
+import { StoreContext } from "./context.js";
+import type { Database } from "./database.js";
+import { JournalStore } from "./journal-store.js";
+import { LockStore } from "./lock-store.js";
+import { checkSchema, migrate } from "./migrate.js";
+import { TimerStore } from "./timer-store.js";
+
+/**
+ * troupe's storage, grouped by concern. Every operation is named for what it means
+ * (claim, append, suspend, fire …); the SQL lives beside it. One Postgres dialect
+ * serves both the real server and embedded PGlite.
+ */
+export class Storage {
+  readonly actors: ActorStore;
+  readonly journal: JournalStore;
+  readonly timers: TimerStore;
+  readonly locks: LockStore;
+  private readonly ctx: StoreContext;
+
+  constructor(
+    readonly db: Database,
+    readonly schema: string,
+  ) {
+    this.ctx = new StoreContext(db, schema);
+    this.actors = new ActorStore(this.ctx);
+    this.journal = new JournalStore(this.ctx);
+    this.timers = new TimerStore(this.ctx);
+    this.locks = new LockStore(this.ctx);
+  }
+
+  migrate() {
+    return migrate(this.db, this.schema);
+  }
+
+  checkSchema() {
+    return checkSchema(this.db, this.schema);
+  }
+
+  /** Raw SQL bound to the schema, for tests and tools. */
+  sql(text: string): string {
+    return this.ctx.sql(text);
+  }
+
+  close() {
+    return this.db.close();
+  }
+}

@@ -1,0 +1,43 @@
+import type { StoreContext } from "./context.js";
+
+/**
+ * Completes a wait whose deadline passed: deletes the timer, records the completion
+ * (kind/name the wait registered, result NULL = "timed out"/"slept") at the waiting
+ * position, and makes the actor runnable, all in one statement. A wait already
+ * completed by someone else (a delivered message) matches nothing.
+ */
+const FIRE = `
+  WITH t AS (
+    DELETE FROM {schema}.timers WHERE actor_id = $1 AND seq = $2 RETURNING actor_id),
+  w AS (
+    SELECT x.id, x.wait_kind, x.wait_name FROM {schema}.actors x JOIN t ON x.id = t.actor_id
+     WHERE x.status = 'waiting' AND x.wait_seq = $2),
+  a AS (
+    -- the WHERE is re-checked on the locked row, so a concurrent delivery wins or loses cleanly
+    UPDATE {schema}.actors x SET status = 'running', wait_seq = NULL, wait_kind = NULL, wait_name = NULL, wait_until = NULL,
+           journal_version = x.journal_version + 1, updated_at = now()
+      FROM w WHERE x.id = w.id AND x.status = 'waiting' AND x.wait_seq = $2
+    RETURNING x.id, w.wait_kind AS kind, w.wait_name AS name),
+  s AS (
+    UPDATE {schema}.subscriptions SET wait_seq = NULL WHERE actor_id IN (SELECT id FROM a)),
+  j AS (
+    INSERT INTO {schema}.journal (actor_id, seq, kind, name, result) SELECT id, $2, kind, name, NULL FROM a)
+  SELECT id FROM a`;
+
+export class TimerStore {
+  constructor(private readonly c: StoreContext) {}
+
+  async due(limit: number): Promise<{ actorId: string; seq: number }[]> {
+    const { rows } = await this.c.db.query<{ actor_id: string; seq: number }>(
+      this.c.sql("SELECT actor_id, seq FROM {schema}.timers WHERE due_at <= now() ORDER BY due_at LIMIT $1"),
+      [limit],
+    );
+    return rows.map((r) => ({ actorId: r.actor_id, seq: Number(r.seq) }));
+  }
+
+  /** True when this call completed the wait (the actor is now runnable). */
+  async fire(actorId: string, seq: number): Promise<boolean> {
+    const { rows } = await this.c.db.query(this.c.sql(FIRE), [actorId, seq]);
+    return rows.length > 0;
+  }
+}

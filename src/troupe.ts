@@ -1,0 +1,257 @@
+import { EventEmitter } from "eventemitter3";
+import { hostname } from "node:os";
+import { nanoid } from "nanoid";
+import { isActorDefinition, type ActorDefinition } from "./actor.js";
+import { encode, jsonText } from "./codec.js";
+import { ActorIdConflictError, NotStartedError, UnknownActorError, ValidationError } from "./errors.js";
+import { Worker } from "./engine/worker.js";
+import { checkName } from "./names.js";
+import {
+  chooseDatabase,
+  resolveOptions,
+  type Logger,
+  type ResolvedOptions,
+  type TroupeOptions,
+} from "./options.js";
+import { ActorRef, actorInfo, type ActorInfo } from "./ref.js";
+import type { Database } from "./storage/database.js";
+import { PgDatabase } from "./storage/pg-database.js";
+import { PGliteDatabase } from "./storage/pglite-database.js";
+import type { ActorRow } from "./storage/rows.js";
+import { Storage } from "./storage/storage.js";
+import { LocalWakeups } from "./wakeups/local-wakeups.js";
+import { RedisWakeups } from "./wakeups/redis-wakeups.js";
+import type { Wakeups } from "./wakeups/wakeups.js";
+
+export interface SpawnOptions {
+  /** The actor's id (default: a random id). Spawning an existing id returns that actor. */
+  id?: string;
+  /** At most one active (running/waiting/compensating) actor may hold a uniqueKey. */
+  uniqueKey?: string;
+}
+
+/** Events a Troupe emits (namespaced): subscribe with troupe.on(name, handler). */
+export interface TroupeEvents {
+  "actor:completed": (e: { actorId: string }) => void;
+  "actor:failed": (e: { actorId: string; error: unknown }) => void;
+  error: (err: Error) => void;
+}
+
+const defaultLogger: Logger = (level, msg, fields) => {
+  if (level === "warn" || level === "error") console.error(`[troupe] ${level}: ${msg}`, fields ?? "");
+};
+
+let memoryScopes = 0;
+
+/**
+ * A troupe worker: owns the storage connection, the wakeup transport and a worker that
+ * runs actors. Every process sharing the database (and Redis) is one worker of the same troupe.
+ */
+export class Troupe extends EventEmitter<TroupeEvents> {
+  readonly workerId: string;
+  private readonly opts: ResolvedOptions;
+  private readonly registry = new Map<string, ActorDefinition>();
+  private readonly log: Logger;
+  private storage: Storage | undefined;
+  private wakeups: Wakeups | undefined;
+  private worker: Worker | undefined;
+  private starting: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly finishedWaiters = new Map<string, Set<() => void>>();
+
+  constructor(private readonly options: TroupeOptions = {}) {
+    super();
+    this.opts = resolveOptions(options);
+    chooseDatabase(options.database); // validate now: bad input fails at construction
+    this.log = options.logger ?? defaultLogger;
+    this.workerId = options.workerId ?? `${hostname()}-${process.pid}-${nanoid(6)}`;
+    for (const def of options.actors ?? []) this.register(def);
+  }
+
+  /** Adds an actor type this worker can run. */
+  register(def: ActorDefinition): this {
+    if (!isActorDefinition(def)) throw new ValidationError("register() expects a definition made by actor()");
+    const existing = this.registry.get(def.name);
+    if (existing && existing !== def)
+      throw new ValidationError(`two different actors are named "${def.name}"`);
+    this.registry.set(def.name, def);
+    return this;
+  }
+
+  /** Opens storage, migrates (unless migrate: false), connects wakeups and starts the worker. Idempotent. */
+  start(): Promise<void> {
+    if (this.stopping)
+      return Promise.reject(new NotStartedError("this Troupe was stopped; create a new one"));
+    this.starting ??= this.doStart().catch(async (err) => {
+      await this.teardown();
+      this.starting = undefined;
+      throw err;
+    });
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    const choice = chooseDatabase(this.options.database);
+    let db: Database;
+    let scope: string;
+    if (choice.kind === "postgres") {
+      db = new PgDatabase(choice.source, {
+        poolSize: this.opts.poolSize,
+        onError: (e) => this.log("warn", "idle database connection error", { error: e.message }),
+      });
+      scope = `${typeof choice.source === "string" ? choice.source : "pool"}|${this.opts.schema}`;
+    } else {
+      db = await PGliteDatabase.open(choice.dataDir);
+      scope =
+        choice.dataDir === undefined ? `memory-${process.pid}-${++memoryScopes}` : `pglite:${choice.dataDir}`;
+    }
+    this.storage = new Storage(db, this.opts.schema);
+    if (this.opts.migrate) await this.storage.migrate();
+    else await this.storage.checkSchema();
+
+    const onError = (e: Error) =>
+      this.log("warn", "wakeup transport error (polling covers it)", { error: e.message });
+    this.wakeups = this.options.redis
+      ? new RedisWakeups(this.options.redis, this.opts.schema, onError)
+      : new LocalWakeups(scope);
+    this.wakeups.onWakeup((w) => {
+      if (w.kind === "finished") this.notifyFinished(w.key);
+    });
+    await this.wakeups.start();
+
+    const debug = this.options.debugPoint;
+    this.worker = new Worker(this.storage, this.wakeups, this.registry, {
+      id: this.workerId,
+      concurrency: this.opts.concurrency,
+      leaseMs: this.opts.leaseMs,
+      pollMs: this.opts.pollMs,
+      maxPayloadBytes: this.opts.maxPayloadBytes,
+      maxParked: this.opts.maxParked,
+      shutdownMs: this.opts.shutdownMs,
+      log: this.log,
+      debugPoint: debug ? async (n, i) => debug(n, i) : async () => {},
+      emit: (event, payload) => this.emit(event as "actor:completed", payload as { actorId: string }),
+    });
+    await this.worker.start();
+  }
+
+  /** Graceful: finishes or hands back in-flight work, then closes what troupe opened. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.starting?.catch(() => {});
+      await this.teardown();
+    })();
+    return this.stopping;
+  }
+
+  /** Reverse order of start; every step runs even if an earlier one fails. */
+  private async teardown(): Promise<void> {
+    const steps: [string, (() => Promise<void>) | undefined][] = [
+      ["worker", this.worker && (() => this.worker!.stop())],
+      ["wakeups", this.wakeups && (() => this.wakeups!.stop())],
+      ["storage", this.storage && (() => this.storage!.close())],
+    ];
+    for (const [name, fn] of steps) {
+      if (!fn) continue;
+      try {
+        await fn();
+      } catch (err) {
+        this.log("warn", `stopping ${name} failed`, { error: String(err) });
+      }
+    }
+    this.worker = undefined;
+    this.wakeups = undefined;
+    this.storage = undefined;
+    for (const set of this.finishedWaiters.values()) for (const w of set) w();
+    this.finishedWaiters.clear();
+  }
+
+  private requireStorage(what: string): Storage {
+    if (!this.storage || this.stopping) throw new NotStartedError(what);
+    return this.storage;
+  }
+
+  /**
+   * Creates an actor and makes it runnable. With an `id` that exists already, returns
+   * that actor (idempotent); a second active actor with the same `uniqueKey` is refused.
+   */
+  async spawn<I, O>(
+    def: ActorDefinition<I, O> | string,
+    input: I,
+    opts: SpawnOptions = {},
+  ): Promise<ActorRef<O>> {
+    const storage = this.requireStorage("spawn");
+    const resolved = this.resolveActor(def);
+    const id = opts.id === undefined ? nanoid() : checkName(opts.id, "actor id", 255);
+    const uniqueKey = opts.uniqueKey === undefined ? undefined : checkName(opts.uniqueKey, "uniqueKey", 255);
+    const bytes = encode(input, { maxBytes: this.opts.maxPayloadBytes, what: "input" });
+    const { row, created } = await storage.actors.create({
+      id,
+      actor: resolved.name,
+      input: bytes,
+      inputJson: jsonText(bytes),
+      uniqueKey,
+    });
+    if (!created && row.actor !== resolved.name) throw new ActorIdConflictError(id, row.actor);
+    if (created) this.wakeups?.publish([{ kind: "actor", key: id }]);
+    return this.ref<O>(id);
+  }
+
+  private resolveActor(def: ActorDefinition | string): ActorDefinition {
+    if (typeof def === "string") {
+      const found = this.registry.get(def);
+      if (!found) throw new UnknownActorError(def);
+      return found;
+    }
+    if (!isActorDefinition(def))
+      throw new ValidationError("spawn() expects an actor definition or a registered actor name");
+    const found = this.registry.get(def.name);
+    if (found && found !== def) throw new ValidationError(`another actor is registered as "${def.name}"`);
+    if (!found) this.register(def);
+    return def;
+  }
+
+  /** A handle on an actor by id (no database access until you use it). */
+  ref<O = unknown>(id: string): ActorRef<O> {
+    checkName(id, "actor id", 255);
+    return new ActorRef<O>(id, {
+      getRow: (i) => this.getRow(i),
+      waitFinished: (i, ms) => this.waitFinished(i, ms),
+    });
+  }
+
+  async get(id: string): Promise<ActorInfo | null> {
+    checkName(id, "actor id", 255);
+    const row = await this.getRow(id);
+    return row ? actorInfo(row) : null;
+  }
+
+  private getRow(id: string): Promise<ActorRow | null> {
+    return this.requireStorage("get").actors.get(id);
+  }
+
+  private waitFinished(id: string, ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let set = this.finishedWaiters.get(id);
+      if (!set) this.finishedWaiters.set(id, (set = new Set()));
+      const done = () => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0) this.finishedWaiters.delete(id);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      set.add(done);
+    });
+  }
+
+  private notifyFinished(id: string): void {
+    const set = this.finishedWaiters.get(id);
+    if (set) for (const w of [...set]) w();
+  }
+
+  /** The storage layer, for tests and tools (not part of the stable API). */
+  get _storage(): Storage {
+    return this.requireStorage("_storage");
+  }
+}

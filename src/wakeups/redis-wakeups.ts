@@ -1,0 +1,105 @@
+import { Redis, type RedisOptions } from "ioredis";
+import { Packr } from "msgpackr";
+import type { Wakeup, WakeupKind, Wakeups } from "./wakeups.js";
+
+const KINDS: WakeupKind[] = ["actor", "channel", "finished", "cancel"];
+const packr = new Packr({ useRecords: false });
+
+/** Capped exponential backoff with full jitter, so a fleet does not reconnect in lockstep. */
+export function reconnectDelay(attempt: number, capMs = 5000): number {
+  const ceiling = Math.min(capMs, 50 * 2 ** Math.min(attempt, 10));
+  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}
+
+/**
+ * Redis pub/sub fan-out: every worker subscribes (on its own dedicated connection) to one
+ * Redis channel per troupe schema. Frames are msgpack [kindIndex, key, kindIndex, key, …].
+ */
+export class RedisWakeups implements Wakeups {
+  private pub: Redis | undefined;
+  private sub: Redis | undefined;
+  private ownsPub = false;
+  private handlers: ((w: Wakeup) => void)[] = [];
+  private reconnectHandlers: (() => void)[] = [];
+  private everReady = false;
+  private readonly topic: string;
+
+  constructor(
+    private readonly source: string | Redis,
+    scope: string,
+    private readonly onError: (err: Error) => void,
+  ) {
+    this.topic = `troupe:${scope}:wake`;
+  }
+
+  async start(): Promise<void> {
+    if (this.sub) return;
+    const options: RedisOptions = {
+      retryStrategy: (attempt) => reconnectDelay(attempt),
+      maxRetriesPerRequest: 1,
+      // A hint that cannot be sent now is worthless later: fail fast, polling covers it.
+      enableOfflineQueue: false,
+      lazyConnect: true,
+    };
+    if (typeof this.source === "string") {
+      this.pub = new Redis(this.source, options);
+      this.ownsPub = true;
+      this.sub = new Redis(this.source, { ...options, enableOfflineQueue: true });
+    } else {
+      this.pub = this.source;
+      this.sub = this.source.duplicate({ ...options, enableOfflineQueue: true });
+    }
+    this.pub.on("error", (e: Error) => this.onError(e));
+    this.sub.on("error", (e: Error) => this.onError(e));
+    this.sub.on("messageBuffer", (_channel: Buffer, frame: Buffer) => this.dispatch(frame));
+    this.sub.on("ready", () => {
+      // ioredis re-subscribes by itself; what was published while we were away is lost, so re-check everything.
+      if (this.everReady) for (const h of this.reconnectHandlers) h();
+      this.everReady = true;
+    });
+    // Redis being down at start is not fatal: polling keeps troupe correct and ioredis keeps retrying.
+    if (this.ownsPub) this.pub.connect().catch((e: Error) => this.onError(e));
+    await this.sub.connect().catch((e: Error) => this.onError(e));
+    await this.sub.subscribe(this.topic).catch((e: Error) => this.onError(e));
+  }
+
+  publish(wakeups: readonly Wakeup[]): void {
+    if (!this.pub || wakeups.length === 0) return;
+    const flat: (number | string)[] = [];
+    for (const w of wakeups) flat.push(KINDS.indexOf(w.kind), w.key);
+    this.pub.publish(this.topic, packr.pack(flat)).catch((e: Error) => this.onError(e));
+  }
+
+  private dispatch(frame: Buffer): void {
+    let flat: unknown;
+    try {
+      flat = packr.unpack(frame);
+    } catch {
+      return; // not ours
+    }
+    if (!Array.isArray(flat)) return;
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const kind = KINDS[flat[i] as number];
+      const key = flat[i + 1];
+      if (!kind || typeof key !== "string") continue;
+      for (const h of this.handlers) h({ kind, key });
+    }
+  }
+
+  onWakeup(handler: (w: Wakeup) => void): void {
+    this.handlers.push(handler);
+  }
+
+  onReconnect(handler: () => void): void {
+    this.reconnectHandlers.push(handler);
+  }
+
+  async stop(): Promise<void> {
+    const sub = this.sub;
+    const pub = this.pub;
+    this.sub = undefined;
+    this.pub = undefined;
+    if (sub) sub.disconnect();
+    if (pub && this.ownsPub) pub.disconnect();
+  }
+}
