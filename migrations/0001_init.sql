@@ -105,6 +105,7 @@ CREATE TABLE {schema}.messages (
   data              bytea NOT NULL,
   metadata          jsonb NOT NULL DEFAULT '{}'::jsonb,
   sender            text,
+  direct_to         text,                              -- target actor of a direct message
   published_at      timestamptz NOT NULL DEFAULT now(),
   claimed_by        text,
   claimed_at        timestamptz,

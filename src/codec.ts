@@ -11,6 +11,11 @@ import { PayloadTooLargeError, SerializationError } from "./errors.js";
 const TAG_UNDEFINED = 0;
 const TAG_JSON = 1;
 const TAG_MSGPACK = 2;
+/**
+ * A delivered message (tag 3): [u32 header length][header JSON][data, itself encoded].
+ * Built by SQL at delivery so fan-out needs no round trip through JS.
+ */
+const TAG_MESSAGE = 3;
 
 const packr = new Packr({
   useRecords: true,
@@ -105,6 +110,19 @@ export function decode<T = unknown>(bytes: Uint8Array | null | undefined): T {
       return JSON.parse(buf.subarray(1).toString("utf8")) as T;
     case TAG_MSGPACK:
       return packr.unpack(buf.subarray(1)) as T;
+    case TAG_MESSAGE: {
+      const len = buf.readUInt32BE(1);
+      const header = JSON.parse(buf.subarray(5, 5 + len).toString("utf8")) as Record<string, unknown>;
+      const msg: Record<string, unknown> = {
+        id: header.id,
+        channel: header.channel,
+        data: decode(buf.subarray(5 + len)),
+        metadata: header.metadata ?? {},
+        publishedAt: new Date(header.publishedAt as number),
+      };
+      if (header.sender) msg.sender = header.sender;
+      return msg as T;
+    }
     default:
       throw new SerializationError(`stored value has an unknown encoding tag ${buf[0]}`);
   }
@@ -113,4 +131,13 @@ export function decode<T = unknown>(bytes: Uint8Array | null | undefined): T {
 /** The JSON text of a JSON-encoded value (for jsonb columns used by filters), or null when it is msgpack. */
 export function jsonText(encoded: Buffer): string | null {
   return encoded[0] === TAG_JSON ? encoded.subarray(1).toString("utf8") : null;
+}
+
+/**
+ * SQL expression building a tag-3 message envelope from a messages row `m` and the
+ * user-facing channel name expression `ch`.
+ */
+export function messageEnvelopeSql(m: string, ch: string): string {
+  const header = `convert_to(json_build_object('id', ${m}.id::text, 'channel', ${ch}, 'metadata', ${m}.metadata, 'sender', ${m}.sender, 'publishedAt', floor(extract(epoch from ${m}.published_at) * 1000))::text, 'UTF8')`;
+  return `('\\x03'::bytea || int4send(octet_length(${header})) || ${header} || ${m}.data)`;
 }

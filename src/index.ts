@@ -1,6 +1,23 @@
-export { Troupe, type SpawnOptions, type TroupeEvents } from "./troupe.js";
+export { Troupe, type SpawnOptions, type SendOptions, type TroupeEvents } from "./troupe.js";
+export {
+  channel,
+  ChannelModeConflictError,
+  MessageValidationError,
+  NotSubscribedError,
+  type Channel,
+  type ChannelLike,
+  type ChannelMode,
+  type Message,
+  type Schema,
+} from "./channels.js";
 export { actor, type ActorDefinition, type ActorFn, type ActorOptions } from "./actor.js";
-export type { ActorContext, StepOptions, StepTransaction } from "./engine/context.js";
+export type {
+  ActorContext,
+  PublishOptions,
+  ReceiveOptions,
+  StepOptions,
+  StepTransaction,
+} from "./engine/context.js";
 export type { AttemptInfo, RetryPolicy } from "./engine/retry.js";
 export { ActorRef, ActorCancelledError, type ActorInfo } from "./ref.js";
 export type { ActorStatus } from "./storage/rows.js";

@@ -39,6 +39,8 @@ export interface TroupeOptions {
   maxCachedExecutions?: number;
   /** How long stop() waits for running actors before handing them back (default "10s"). */
   shutdownTimeout?: Duration;
+  /** Read channel messages older than this are deleted (default "7d"); unread ones are kept. */
+  messageRetention?: Duration;
   /** Receives troupe's log lines (default: warnings and errors to stderr). */
   logger?: Logger;
   /**
@@ -77,6 +79,7 @@ export interface ResolvedOptions {
   poolSize: number;
   maxParked: number;
   shutdownMs: number;
+  messageRetentionMs: number;
 }
 
 function positiveInt(v: unknown, what: string, dflt: number): number {
@@ -101,5 +104,6 @@ export function resolveOptions(o: TroupeOptions): ResolvedOptions {
     poolSize: positiveInt(o.poolSize, "poolSize", 10),
     maxParked: positiveInt(o.maxCachedExecutions, "maxCachedExecutions", 10_000),
     shutdownMs: toMillis(o.shutdownTimeout ?? "10s", "shutdownTimeout"),
+    messageRetentionMs: toMillis(o.messageRetention ?? "7d", "messageRetention"),
   };
 }

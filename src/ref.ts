@@ -1,6 +1,7 @@
 import { decode } from "./codec.js";
 import { toMillis, type Duration } from "./duration.js";
 import { ActorFailedError, NotFoundError, TimeoutError, TroupeError } from "./errors.js";
+import type { ChannelLike } from "./channels.js";
 import type { ActorRow, ActorStatus } from "./storage/rows.js";
 
 /** A snapshot of one actor, as `get()` and `list()` return it. */
@@ -39,6 +40,12 @@ export interface RefHost {
   getRow(id: string): Promise<ActorRow | null>;
   /** Resolves when a "finished" wakeup for `id` arrives, or after `ms`. */
   waitFinished(id: string, ms: number): Promise<void>;
+  send<T>(
+    id: string,
+    ch: ChannelLike<T>,
+    data: T,
+    opts?: { metadata?: Record<string, unknown>; idempotencyKey?: string },
+  ): Promise<{ id: string }>;
 }
 
 export class ActorCancelledError extends TroupeError {
@@ -56,6 +63,15 @@ export class ActorRef<O = unknown> {
     readonly id: string,
     private readonly host: RefHost,
   ) {}
+
+  /** A direct message to this actor (see Troupe.send). */
+  send<T>(
+    ch: ChannelLike<T>,
+    data: T,
+    opts?: { metadata?: Record<string, unknown>; idempotencyKey?: string },
+  ): Promise<{ id: string }> {
+    return this.host.send(this.id, ch, data, opts);
+  }
 
   async status(): Promise<ActorStatus> {
     const row = await this.host.getRow(this.id);

@@ -2,6 +2,7 @@ import { EventEmitter } from "eventemitter3";
 import { hostname } from "node:os";
 import { nanoid } from "nanoid";
 import { isActorDefinition, type ActorDefinition } from "./actor.js";
+import { channelName, checkMetadata, mailbox, validatePayload, type ChannelLike } from "./channels.js";
 import { encode, jsonText } from "./codec.js";
 import { ActorIdConflictError, NotStartedError, UnknownActorError, ValidationError } from "./errors.js";
 import { Worker } from "./engine/worker.js";
@@ -22,6 +23,12 @@ import { Storage } from "./storage/storage.js";
 import { LocalWakeups } from "./wakeups/local-wakeups.js";
 import { RedisWakeups } from "./wakeups/redis-wakeups.js";
 import type { Wakeups } from "./wakeups/wakeups.js";
+
+export interface SendOptions {
+  metadata?: Record<string, unknown>;
+  /** A repeat with the same key (per channel/mailbox) returns the first message instead of sending again. */
+  idempotencyKey?: string;
+}
 
 export interface SpawnOptions {
   /** The actor's id (default: a random id). Spawning an existing id returns that actor. */
@@ -128,6 +135,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       maxPayloadBytes: this.opts.maxPayloadBytes,
       maxParked: this.opts.maxParked,
       shutdownMs: this.opts.shutdownMs,
+      messageRetentionMs: this.opts.messageRetentionMs,
       log: this.log,
       debugPoint: debug ? async (n, i) => debug(n, i) : async () => {},
       emit: (event, payload) => this.emit(event as "actor:completed", payload as { actorId: string }),
@@ -217,7 +225,97 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     return new ActorRef<O>(id, {
       getRow: (i) => this.getRow(i),
       waitFinished: (i, ms) => this.waitFinished(i, ms),
+      send: (i, ch, data, o) => this.send(i, ch, data, o),
     });
+  }
+
+  // ---- messaging from outside actors ------------------------------------------------
+
+  private prepareMessage<T>(ch: ChannelLike<T>, data: T, opts: SendOptions) {
+    const name = channelName(ch);
+    const payload = encode(validatePayload(ch, data), {
+      maxBytes: this.opts.maxPayloadBytes,
+      what: `message for "${name}"`,
+    });
+    const metadata = checkMetadata(opts.metadata);
+    const idempotencyKey =
+      opts.idempotencyKey === undefined ? undefined : checkName(opts.idempotencyKey, "idempotencyKey", 255);
+    return { name, payload, metadata, idempotencyKey };
+  }
+
+  /** Publishes to a broadcast or competing channel. Returns the message id. */
+  async publish<T>(ch: ChannelLike<T>, data: T, opts: SendOptions = {}): Promise<{ id: string }> {
+    const storage = this.requireStorage("publish");
+    const m = this.prepareMessage(ch, data, opts);
+    if ((await storage.channels.modeOf(m.name)) === "direct") {
+      throw new ValidationError(`channel "${m.name}" is a direct channel: use send(actorId, channel, data)`);
+    }
+    const id = await storage.channels.publish({
+      source: m.name,
+      data: m.payload,
+      metadata: m.metadata,
+      idempotencyKey: m.idempotencyKey,
+    });
+    this.wakeups?.publish([{ kind: "channel", key: m.name }]);
+    return { id };
+  }
+
+  /** A direct message into `actorId`'s mailbox for `channel` (kept until the actor subscribes and reads it). */
+  async send<T>(
+    actorId: string,
+    ch: ChannelLike<T>,
+    data: T,
+    opts: SendOptions = {},
+  ): Promise<{ id: string }> {
+    const storage = this.requireStorage("send");
+    checkName(actorId, "actor id", 255);
+    const m = this.prepareMessage(ch, data, opts);
+    const mode = await storage.channels.modeOf(m.name);
+    if (mode && mode !== "direct")
+      throw new ValidationError(`channel "${m.name}" is a ${mode} channel: use publish`);
+    const source = mailbox(m.name, actorId);
+    const id = await storage.channels.publish({
+      source,
+      data: m.payload,
+      metadata: m.metadata,
+      idempotencyKey: m.idempotencyKey,
+      directTo: actorId,
+    });
+    this.wakeups?.publish([{ kind: "channel", key: source }]);
+    return { id };
+  }
+
+  /** One direct message to every current member of `group`, written in one statement. Returns how many. */
+  async broadcast<T>(
+    group: string,
+    ch: ChannelLike<T>,
+    data: T,
+    opts: Omit<SendOptions, "idempotencyKey"> = {},
+  ): Promise<{ count: number }> {
+    const storage = this.requireStorage("broadcast");
+    checkName(group, "group name");
+    const m = this.prepareMessage(ch, data, opts);
+    const mode = await storage.channels.modeOf(m.name);
+    if (mode && mode !== "direct")
+      throw new ValidationError(
+        `channel "${m.name}" is a ${mode} channel: group broadcast sends direct messages`,
+      );
+    const members = await storage.groups.members(group);
+    const count = await storage.channels.broadcastGroup(group, m.name, m.payload, m.metadata);
+    // Members that joined between the two reads still get their message by the sweep.
+    this.wakeups?.publish(members.map((id) => ({ kind: "channel" as const, key: mailbox(m.name, id) })));
+    return { count };
+  }
+
+  /** Current members of a process group. */
+  async members(group: string): Promise<string[]> {
+    checkName(group, "group name");
+    return this.requireStorage("members").groups.members(group);
+  }
+
+  /** Every group that has members, with its size. */
+  async groups(): Promise<{ group: string; members: number }[]> {
+    return this.requireStorage("groups").groups.groups();
   }
 
   async get(id: string): Promise<ActorInfo | null> {

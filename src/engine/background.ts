@@ -2,6 +2,17 @@ import type { Storage } from "../storage/storage.js";
 import type { Wakeups } from "../wakeups/wakeups.js";
 
 const LEADER_LOCK = "leader";
+const RETENTION_EVERY_MS = 60_000;
+
+export interface BackgroundConfig {
+  workerId: string;
+  leaseMs: number;
+  pollMs: number;
+  messageRetentionMs: number;
+  log: (level: "debug" | "info" | "warn" | "error", msg: string, f?: Record<string, unknown>) => void;
+  /** Forced delivery (ignoring stickiness) by this worker. */
+  deliver: (sources: readonly string[]) => Promise<number>;
+}
 
 /**
  * Loops that must run somewhere but only once: due timers, expired leases, pruning.
@@ -13,22 +24,28 @@ export class BackgroundLoops {
   private leader = false;
   private stopped = false;
 
+  private readonly workerId: string;
+  private readonly leaseMs: number;
+  private readonly pollMs: number;
+  private lastRetention = 0;
+
   constructor(
     private readonly storage: Storage,
     private readonly wakeups: Wakeups,
-    private readonly workerId: string,
-    private readonly leaseMs: number,
-    private readonly pollMs: number,
-    private readonly log: (
-      level: "debug" | "info" | "warn" | "error",
-      msg: string,
-      f?: Record<string, unknown>,
-    ) => void,
-  ) {}
+    private readonly cfg: BackgroundConfig,
+  ) {
+    this.workerId = cfg.workerId;
+    this.leaseMs = cfg.leaseMs;
+    this.pollMs = cfg.pollMs;
+  }
 
   start(): void {
     this.timer = setInterval(() => void this.tick(), this.pollMs);
     void this.tick();
+  }
+
+  private log(level: "debug" | "info" | "warn" | "error", msg: string, f?: Record<string, unknown>): void {
+    this.cfg.log(level, msg, f);
   }
 
   async stop(): Promise<void> {
@@ -54,6 +71,11 @@ export class BackgroundLoops {
       if (!this.leader) return;
       await this.fireDueTimers();
       await this.announceExpiredLeases();
+      await this.sweepPendingDeliveries();
+      if (Date.now() - this.lastRetention > RETENTION_EVERY_MS) {
+        this.lastRetention = Date.now();
+        await this.applyRetention();
+      }
     } catch (err) {
       this.log("warn", "background loop failed", { error: String(err) });
     } finally {
@@ -75,5 +97,27 @@ export class BackgroundLoops {
   private async announceExpiredLeases(): Promise<void> {
     const ids = await this.storage.actors.expiredLeases(500);
     this.wakeups.publish(ids.map((key) => ({ kind: "actor" as const, key })));
+  }
+
+  /**
+   * The safety net for lost wakeups (a crash after commit, Redis down, a locked actor at
+   * delivery time, a sticky worker that died): waiting subscribers with pending messages.
+   */
+  private async sweepPendingDeliveries(): Promise<void> {
+    const sources = await this.storage.channels.pendingSources(1000);
+    if (sources.length === 0) return;
+    await this.cfg.deliver(sources);
+    // Others may have capacity (or hold the parked execution): tell them too.
+    this.wakeups.publish(sources.map((key) => ({ kind: "channel" as const, key })));
+  }
+
+  private async applyRetention(): Promise<void> {
+    let removed = 0;
+    for (;;) {
+      const n = await this.storage.channels.deleteRead(this.cfg.messageRetentionMs, 1000);
+      removed += n;
+      if (n < 1000 || this.stopped) break;
+    }
+    if (removed > 0) this.log("debug", "retention removed read messages", { removed });
   }
 }

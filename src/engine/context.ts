@@ -1,3 +1,4 @@
+import type { ChannelLike, ChannelMode, Message } from "../channels.js";
 import type { Duration } from "../duration.js";
 import type { SqlClient } from "../storage/database.js";
 import type { AttemptInfo, RetryPolicy } from "./retry.js";
@@ -36,4 +37,47 @@ export interface ActorContext {
   random(): Promise<number>;
   /** Deterministic random UUID (v4). */
   uuid(): Promise<string>;
+
+  // ---- channels ----
+  /** Subscribes to a channel in the given mode (a channel has one mode; another mode is an error). */
+  subscribe(channel: ChannelLike, mode: ChannelMode): Promise<void>;
+  unsubscribe(channel: ChannelLike): Promise<void>;
+  /** The next message, or null when `timeout` passes first (and null again on replay). */
+  receive<T>(channel: ChannelLike<T>, options?: ReceiveOptions): Promise<Message<T> | null>;
+  /** The first message on any of the channels, tagged with its channel; null on timeout. */
+  receiveAny(
+    channels: readonly ChannelLike<any>[],
+    options?: ReceiveOptions,
+  ): Promise<Message<unknown> | null>;
+  /** Publishes to a broadcast or competing channel (once, even across crashes and replays). */
+  publish<T>(channel: ChannelLike<T>, data: T, options?: PublishOptions): Promise<{ id: string }>;
+  /** A direct message into `actorId`'s mailbox for `channel`. */
+  send<T>(
+    actorId: string,
+    channel: ChannelLike<T>,
+    data: T,
+    options?: PublishOptions,
+  ): Promise<{ id: string }>;
+
+  // ---- process groups ----
+  join(group: string): Promise<void>;
+  leave(group: string): Promise<void>;
+  /** Current members (recorded: the same list on replay). */
+  members(group: string): Promise<string[]>;
+  /** One direct message to every current member of `group`. */
+  broadcast<T>(
+    group: string,
+    channel: ChannelLike<T>,
+    data: T,
+    options?: PublishOptions,
+  ): Promise<{ count: number }>;
+}
+
+export interface ReceiveOptions {
+  /** Give up after this long and return null. Without it, wait forever. */
+  timeout?: Duration;
+}
+
+export interface PublishOptions {
+  metadata?: Record<string, unknown>;
 }

@@ -1,5 +1,15 @@
 import { randomUUID } from "node:crypto";
 import type { ActorDefinition } from "../actor.js";
+import {
+  channelName,
+  checkMetadata,
+  checkMode,
+  mailbox,
+  sourceOf,
+  validatePayload,
+  type ChannelLike,
+  type Message,
+} from "../channels.js";
 import { decode, encode } from "../codec.js";
 import { toMillis, type Duration } from "../duration.js";
 import {
@@ -10,12 +20,13 @@ import {
   errorFromRecord,
   recordError,
 } from "../errors.js";
-import { checkLabel } from "../names.js";
+import { checkLabel, checkName } from "../names.js";
 import type { WaitSpec } from "../storage/actor-store.js";
 import type { SqlClient } from "../storage/database.js";
+import type { Wakeup } from "../wakeups/wakeups.js";
 import type { ActorRow, Fence, JournalEntry } from "../storage/rows.js";
 import type { Storage } from "../storage/storage.js";
-import type { ActorContext, StepOptions } from "./context.js";
+import type { ActorContext, PublishOptions, ReceiveOptions, StepOptions } from "./context.js";
 import { JournalReader } from "./journal-reader.js";
 import { resolveRetry, runWithRetry, type AttemptInfo } from "./retry.js";
 
@@ -28,6 +39,8 @@ export interface ExecutionHost {
   readonly stopping: boolean;
   /** Called after a wait with a deadline was registered (to arm a local timer). */
   onParked(exec: Execution, wait: WaitSpec): void;
+  /** Publishes wakeups after a commit. */
+  wake(wakeups: readonly Wakeup[]): void;
   /** Test hook: named points in the engine where tests can pause or kill the process. */
   debugPoint(name: string, info: Record<string, unknown>): Promise<void>;
 }
@@ -189,25 +202,57 @@ export class Execution {
     return encode(value, { maxBytes: this.host.maxPayloadBytes, what });
   }
 
-  /** Parks at `seq` until the wait completes; resolves with the completing journal entry (in-memory resume only). */
-  private async park(wait: WaitSpec, inTx?: (tx: SqlClient) => Promise<void>): Promise<JournalEntry> {
+  /**
+   * Waits at `wait.seq`. `register` either completes the wait at once (returns the entry,
+   * e.g. a message already pending) or records the wait (returns the journal version) —
+   * then the execution parks until a wakeup resumes it in memory (or never, if it is
+   * evicted or resumed elsewhere by replay).
+   */
+  private async waitFor(
+    wait: WaitSpec,
+    register: (locals: JournalEntry[]) => Promise<{ entry: JournalEntry } | { parkedAt: number }>,
+  ): Promise<JournalEntry> {
     if (this.waiting)
       throw new ValidationError(
         "an actor can wait on one thing at a time; use receiveAny to wait on several channels",
       );
     this.waiting = true;
-    await Promise.allSettled([...this.inflight]); // journal what is in flight before parking
-    const entries = this.drainLocal();
-    const journalVersion = await this.live(() =>
-      this.host.storage.actors.suspend(this.fence, wait, entries, inTx),
-    );
-    const resumed = new Promise<JournalEntry>((resolve) => {
-      this.parked = { seq: wait.seq, resolve, journalVersion };
+    try {
+      await Promise.allSettled([...this.inflight]); // journal what is in flight before parking
+      const outcome = await this.live(() => register(this.drainLocal()));
+      if ("entry" in outcome) return outcome.entry;
+      const resumed = new Promise<JournalEntry>((resolve) => {
+        this.parked = { seq: wait.seq, resolve, journalVersion: outcome.parkedAt };
+      });
+      this.state = "parked";
+      this.host.onParked(this, wait);
+      this.end({ kind: "parked" });
+      return await resumed;
+    } finally {
+      this.waiting = false;
+    }
+  }
+
+  /**
+   * Runs a journaled effect. A TroupeError from it (mode conflict, unknown target …) is
+   * journaled too, so a replay throws the same error instead of trying again.
+   */
+  private async effect<T>(
+    seq: number,
+    kind: string,
+    name: string,
+    run: (locals: JournalEntry[]) => Promise<T>,
+  ): Promise<T> {
+    return this.live(async () => {
+      try {
+        return await run(this.drainLocal());
+      } catch (err) {
+        if (err instanceof TroupeError && !(err instanceof LockLostError)) {
+          await this.append({ seq, kind, name, result: null, error: recordError(err) });
+        }
+        throw err;
+      }
     });
-    this.state = "parked";
-    this.host.onParked(this, wait);
-    this.end({ kind: "parked" });
-    return resumed;
   }
 
   // ---- the context ------------------------------------------------------------------
@@ -223,6 +268,23 @@ export class Execution {
       now: () => this.deterministic("now", () => new Date()),
       random: () => this.deterministic("random", () => Math.random()),
       uuid: () => this.deterministic("uuid", () => randomUUID()),
+      subscribe: (ch, mode) => this.subscribe(ch, mode),
+      unsubscribe: (ch) => this.unsubscribe(ch),
+      receive: <T>(ch: ChannelLike<T>, o?: ReceiveOptions) => this.receive<T>([ch], "receive", o),
+      receiveAny: (chs, o) => {
+        if (!Array.isArray(chs) || chs.length === 0)
+          throw new ValidationError("receiveAny needs a non-empty array of channels");
+        return this.receive<unknown>(chs, "receiveAny", o);
+      },
+      publish: (ch, data, o) => this.publish(ch, data, o),
+      send: (to, ch, data, o) => this.send(to, ch, data, o),
+      join: (g) => this.membership("join", g),
+      leave: (g) => this.membership("leave", g),
+      members: (g) => {
+        checkName(g, "group name");
+        return this.deterministicAsync("members", g, () => this.host.storage.groups.members(g));
+      },
+      broadcast: (g, ch, data, o) => this.broadcast(g, ch, data, o),
     };
     return Object.freeze(ctx);
   }
@@ -326,7 +388,14 @@ export class Execution {
       await this.live(() => this.append({ seq, kind: "sleep", name: "", result: null, error: null }));
       return;
     }
-    await this.park({ seq, kind: "sleep", name: "", until: new Date(Date.now() + ms) });
+    await this.sleepAt(seq, new Date(Date.now() + ms));
+  }
+
+  private async sleepAt(seq: number, until: Date): Promise<void> {
+    const wait: WaitSpec = { seq, kind: "sleep", name: "", until };
+    await this.waitFor(wait, async (locals) => ({
+      parkedAt: await this.host.storage.actors.suspend(this.fence, wait, locals),
+    }));
   }
 
   private async sleepUntil(when: Date | number): Promise<void> {
@@ -340,7 +409,7 @@ export class Execution {
       await this.live(() => this.append({ seq, kind: "sleep", name: "", result: null, error: null }));
       return;
     }
-    await this.park({ seq, kind: "sleep", name: "", until: new Date(at) });
+    await this.sleepAt(seq, new Date(at));
   }
 
   /** now/random/uuid: the recorded value on replay; live, a fresh value buffered into the next journal write. */
@@ -352,5 +421,201 @@ export class Execution {
     const value = make();
     this.local.push({ seq, kind, name: "", result: encode(value), error: null });
     return value;
+  }
+
+  /** Like deterministic(), for values read from the database (recorded under `name`). */
+  private async deterministicAsync<T>(kind: string, name: string, read: () => Promise<T>): Promise<T> {
+    const seq = this.seq++;
+    const e = await this.recorded(seq, kind, name);
+    if (e) return decode<T>(e.result);
+    if (this.state === "abandoned") return forever();
+    const value = await read();
+    this.local.push({ seq, kind, name, result: encode(value), error: null });
+    return value;
+  }
+
+  // ---- channels and groups ----------------------------------------------------------
+
+  private async subscribe(ch: ChannelLike, mode: unknown): Promise<void> {
+    const name = channelName(ch);
+    const m = checkMode(mode);
+    const seq = this.seq++;
+    const e = await this.recorded(seq, "subscribe", name);
+    if (e) return void this.replayed(e);
+    await this.effect(seq, "subscribe", name, (locals) =>
+      this.host.storage.channels.subscribe(
+        this.fence,
+        [...locals, { seq, kind: "subscribe", name, result: encode(m), error: null }],
+        this.host.leaseMs,
+        { channel: name, mode: m, source: sourceOf(name, m, this.id) },
+      ),
+    );
+  }
+
+  private async unsubscribe(ch: ChannelLike): Promise<void> {
+    const name = channelName(ch);
+    const seq = this.seq++;
+    const e = await this.recorded(seq, "unsubscribe", name);
+    if (e) return void this.replayed(e);
+    await this.effect(seq, "unsubscribe", name, (locals) =>
+      this.host.storage.channels.unsubscribe(
+        this.fence,
+        [...locals, { seq, kind: "unsubscribe", name, result: null, error: null }],
+        this.host.leaseMs,
+        name,
+      ),
+    );
+  }
+
+  private async receive<T>(
+    chs: readonly ChannelLike<any>[],
+    kind: "receive" | "receiveAny",
+    o: ReceiveOptions = {},
+  ) {
+    const names = chs.map((c) => channelName(c));
+    if (new Set(names).size !== names.length)
+      throw new ValidationError(`${kind}: the same channel is listed twice`);
+    const timeoutMs = o.timeout === undefined ? undefined : toMillis(o.timeout, `${kind} timeout`);
+    const name = names.join("|");
+    const seq = this.seq++;
+    let e = await this.recorded(seq, kind, name);
+    if (!e) {
+      const wait: WaitSpec = {
+        seq,
+        kind,
+        name,
+        until: timeoutMs === undefined ? undefined : new Date(Date.now() + timeoutMs),
+      };
+      e = await this.waitForMessage(wait, names);
+    }
+    if (e.error) throw errorFromRecord(e.error);
+    const msg = decode<Message<T> | undefined>(e.result);
+    if (!msg) return null; // timed out
+    const handle = chs[names.indexOf(msg.channel)] ?? msg.channel;
+    msg.data = validatePayload(handle, msg.data) as T;
+    return msg;
+  }
+
+  private async waitForMessage(wait: WaitSpec, names: string[]): Promise<JournalEntry> {
+    try {
+      return await this.waitFor(wait, (locals) =>
+        this.host.storage.channels.receiveOrWait(this.fence, locals, this.host.leaseMs, wait, names, () =>
+          this.host.debugPoint("receive:before-wait", { actorId: this.id, channels: names }),
+        ),
+      );
+    } catch (err) {
+      if (err instanceof TroupeError && !(err instanceof LockLostError)) {
+        await this.live(() =>
+          this.append({
+            seq: wait.seq,
+            kind: wait.kind,
+            name: wait.name,
+            result: null,
+            error: recordError(err),
+          }),
+        );
+      }
+      throw err;
+    }
+  }
+
+  private async publish<T>(ch: ChannelLike<T>, data: T, o: PublishOptions = {}): Promise<{ id: string }> {
+    const name = channelName(ch);
+    const payload = this.encodeValue(validatePayload(ch, data), `message for "${name}"`);
+    const metadata = checkMetadata(o.metadata);
+    const seq = this.seq++;
+    const e = await this.recorded(seq, "publish", name);
+    if (e) return this.replayed(e);
+    return this.effect(seq, "publish", name, async (locals) => {
+      if ((await this.host.storage.channels.modeOf(name)) === "direct") {
+        throw new ValidationError(`channel "${name}" is a direct channel: use send(actorId, channel, data)`);
+      }
+      const id = await this.host.storage.channels.publishFromActor(
+        this.fence,
+        locals,
+        { seq, kind: "publish", name, leaseMs: this.host.leaseMs },
+        { source: name, data: payload, metadata },
+      );
+      this.host.wake([{ kind: "channel", key: name }]);
+      return { id };
+    });
+  }
+
+  private async send<T>(
+    to: string,
+    ch: ChannelLike<T>,
+    data: T,
+    o: PublishOptions = {},
+  ): Promise<{ id: string }> {
+    checkName(to, "target actor id", 255);
+    const name = channelName(ch);
+    const payload = this.encodeValue(validatePayload(ch, data), `message for "${name}"`);
+    const metadata = checkMetadata(o.metadata);
+    const source = mailbox(name, to);
+    const seq = this.seq++;
+    const e = await this.recorded(seq, "send", source);
+    if (e) return this.replayed(e);
+    return this.effect(seq, "send", source, async (locals) => {
+      const mode = await this.host.storage.channels.modeOf(name);
+      if (mode && mode !== "direct")
+        throw new ValidationError(`channel "${name}" is a ${mode} channel: use publish`);
+      const id = await this.host.storage.channels.publishFromActor(
+        this.fence,
+        locals,
+        { seq, kind: "send", name: source, leaseMs: this.host.leaseMs },
+        { source, data: payload, metadata, directTo: to },
+      );
+      this.host.wake([{ kind: "channel", key: source }]);
+      return { id };
+    });
+  }
+
+  private async broadcast<T>(
+    group: string,
+    ch: ChannelLike<T>,
+    data: T,
+    o: PublishOptions = {},
+  ): Promise<{ count: number }> {
+    checkName(group, "group name");
+    const name = channelName(ch);
+    const payload = this.encodeValue(validatePayload(ch, data), `message for "${name}"`);
+    const metadata = checkMetadata(o.metadata);
+    const opName = `${group}/${name}`;
+    const seq = this.seq++;
+    const e = await this.recorded(seq, "broadcast", opName);
+    if (e) return this.replayed(e);
+    return this.effect(seq, "broadcast", opName, async (locals) => {
+      const mode = await this.host.storage.channels.modeOf(name);
+      if (mode && mode !== "direct")
+        throw new ValidationError(
+          `channel "${name}" is a ${mode} channel: group broadcast sends direct messages`,
+        );
+      const { count, sources } = await this.host.storage.channels.broadcastFromActor(
+        this.fence,
+        locals,
+        { seq, name: opName, leaseMs: this.host.leaseMs },
+        group,
+        name,
+        payload,
+        metadata,
+      );
+      this.host.wake(sources.map((key) => ({ kind: "channel" as const, key })));
+      return { count };
+    });
+  }
+
+  private async membership(kind: "join" | "leave", group: string): Promise<void> {
+    checkName(group, "group name");
+    const seq = this.seq++;
+    const e = await this.recorded(seq, kind, group);
+    if (e) return void this.replayed(e);
+    await this.effect(seq, kind, group, (locals) =>
+      this.host.storage.groups[kind](
+        this.fence,
+        [...locals, { seq, kind, name: group, result: null, error: null }],
+        this.host.leaseMs,
+        group,
+      ),
+    );
   }
 }

@@ -3,7 +3,7 @@ import type { ActorDefinition } from "../actor.js";
 import { encode } from "../codec.js";
 import { recordError, UnknownActorError } from "../errors.js";
 import type { WaitSpec } from "../storage/actor-store.js";
-import type { ActorRow } from "../storage/rows.js";
+import type { ActorRow, JournalEntry } from "../storage/rows.js";
 import type { Storage } from "../storage/storage.js";
 import type { Wakeup, Wakeups } from "../wakeups/wakeups.js";
 import { Execution, type ExecutionHost, type SegmentEnd } from "./execution.js";
@@ -18,6 +18,8 @@ export interface WorkerConfig {
   /** Suspended executions kept in memory for resume without replay. */
   maxParked: number;
   shutdownMs: number;
+  /** Read messages older than this are deleted by the leader. */
+  messageRetentionMs: number;
   log: (level: "debug" | "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
   debugPoint: (name: string, info: Record<string, unknown>) => Promise<void>;
   emit: (event: string, payload: Record<string, unknown>) => void;
@@ -43,6 +45,8 @@ export class Worker implements ExecutionHost {
   private claiming = false;
   private claimAgain = false;
   private readonly segments = new Set<Promise<void>>();
+  private readonly dirtySources = new Set<string>();
+  private delivering = false;
 
   constructor(
     readonly storage: Storage,
@@ -52,7 +56,14 @@ export class Worker implements ExecutionHost {
   ) {
     this.leaseMs = cfg.leaseMs;
     this.maxPayloadBytes = cfg.maxPayloadBytes;
-    this.background = new BackgroundLoops(storage, wakeups, cfg.id, cfg.leaseMs, cfg.pollMs, cfg.log);
+    this.background = new BackgroundLoops(storage, wakeups, {
+      workerId: cfg.id,
+      leaseMs: cfg.leaseMs,
+      pollMs: cfg.pollMs,
+      messageRetentionMs: cfg.messageRetentionMs,
+      log: cfg.log,
+      deliver: (sources) => this.deliver(sources, false),
+    });
   }
 
   get id(): string {
@@ -113,12 +124,57 @@ export class Worker implements ExecutionHost {
     return this.cfg.debugPoint(name, info);
   }
 
+  wake(wakeups: readonly Wakeup[]): void {
+    this.wakeups.publish(wakeups);
+  }
+
   // ---- claiming --------------------------------------------------------------------------
 
   private onWakeup(w: Wakeup): void {
     if (this.stopping) return;
     if (w.kind === "actor") {
       void this.claimOne(w.key);
+    } else if (w.kind === "channel") {
+      this.dirtySources.add(w.key);
+      if (!this.delivering) void this.drainDirtySources();
+    }
+  }
+
+  /** Delivers to waiting subscribers of the sources named by wakeups, in batches, one round at a time. */
+  private async drainDirtySources(): Promise<void> {
+    this.delivering = true;
+    try {
+      while (this.dirtySources.size > 0 && !this.stopping) {
+        const batch = [...this.dirtySources].slice(0, 500);
+        for (const s of batch) this.dirtySources.delete(s);
+        await this.deliver(batch, true);
+      }
+    } finally {
+      this.delivering = false;
+    }
+  }
+
+  /**
+   * Lock-first delivery for `sources`, resuming each delivered actor here at once. With
+   * `stickyOnly`, actors parked on another live worker are left to it (the sweep delivers
+   * them if that worker died).
+   */
+  async deliver(sources: readonly string[], stickyOnly: boolean): Promise<number> {
+    const free = this.cfg.concurrency - this.running.size;
+    if (free <= 0 || this.stopping) return 0;
+    try {
+      const delivered = await this.storage.channels.deliver(
+        sources,
+        this.cfg.id,
+        this.leaseMs,
+        free,
+        stickyOnly,
+      );
+      for (const d of delivered) this.launch(d.row, d.entry);
+      return delivered.length;
+    } catch (err) {
+      this.cfg.log("warn", "delivery failed; the sweep will retry", { error: String(err) });
+      return 0;
     }
   }
 
@@ -159,8 +215,8 @@ export class Worker implements ExecutionHost {
   }
 
   /** Runs a claimed actor: resumes its parked execution in memory when still valid, else replays. */
-  private launch(row: ActorRow): void {
-    const p = this.resumeOrReplay(row)
+  private launch(row: ActorRow, entry?: JournalEntry): void {
+    const p = this.resumeOrReplay(row, entry)
       .catch((err) =>
         this.cfg.log("error", "actor execution crashed", { actorId: row.id, error: String(err) }),
       )
@@ -168,7 +224,7 @@ export class Worker implements ExecutionHost {
     this.segments.add(p);
   }
 
-  private async resumeOrReplay(row: ActorRow): Promise<void> {
+  private async resumeOrReplay(row: ActorRow, delivered?: JournalEntry): Promise<void> {
     if (this.running.has(row.id)) return;
     const def = this.actors.get(row.actor);
     if (!def) {
@@ -189,7 +245,11 @@ export class Worker implements ExecutionHost {
     if (parked) {
       this.parked.delete(row.id);
       const at = parked.parkedAt;
-      const entry = at ? await this.storage.journal.entry(row.id, at.seq) : null;
+      const entry = !at
+        ? null
+        : delivered?.seq === at.seq
+          ? delivered
+          : await this.storage.journal.entry(row.id, at.seq);
       if (entry && parked.resume(row, entry)) exec = parked;
     }
     exec ??= new Execution(this, def, row, this.cfg.id);

@@ -208,35 +208,37 @@ export class ActorStore {
    * Parks the actor at a wait: status waiting, lease released, this worker remembered as
    * the holder of the suspended execution, and a timer when the wait has a deadline.
    */
-  async suspend(
+  async suspend(fence: Fence, wait: WaitSpec, entries: readonly JournalEntry[]): Promise<number> {
+    return this.c.db.transaction((tx) => this.suspendInTx(tx, fence, wait, entries));
+  }
+
+  /** The suspend writes, inside a caller's transaction (receive checks for pending messages first). */
+  async suspendInTx(
+    tx: SqlClient,
     fence: Fence,
     wait: WaitSpec,
     entries: readonly JournalEntry[],
-    inTx?: (tx: SqlClient) => Promise<void>,
   ): Promise<number> {
-    return this.c.db.transaction(async (tx) => {
-      if (entries.length > 0) await this.fenceAndInsert(tx, fence, entries, 0);
-      const { rows } = await tx.query<{ journal_version: number }>(
+    if (entries.length > 0) await this.fenceAndInsert(tx, fence, entries, 0);
+    const { rows } = await tx.query<{ journal_version: number }>(
+      this.c.sql(`
+        UPDATE {schema}.actors
+           SET status = 'waiting', wait_seq = $3, wait_kind = $4, wait_name = $5, wait_until = $6,
+               lease_owner = NULL, lease_expires_at = NULL, sticky_worker = $7, updated_at = now()
+         WHERE id = $1 AND lease_version = $2 AND lease_owner = $7
+        RETURNING journal_version`),
+      [fence.actorId, fence.leaseVersion, wait.seq, wait.kind, wait.name, wait.until ?? null, fence.worker],
+    );
+    if (!rows[0]) throw new LockLostError(fence.actorId);
+    if (wait.until) {
+      await tx.query(
         this.c.sql(`
-          UPDATE {schema}.actors
-             SET status = 'waiting', wait_seq = $3, wait_kind = $4, wait_name = $5, wait_until = $6,
-                 lease_owner = NULL, lease_expires_at = NULL, sticky_worker = $7, updated_at = now()
-           WHERE id = $1 AND lease_version = $2 AND lease_owner = $7
-          RETURNING journal_version`),
-        [fence.actorId, fence.leaseVersion, wait.seq, wait.kind, wait.name, wait.until ?? null, fence.worker],
+          INSERT INTO {schema}.timers (actor_id, seq, due_at) VALUES ($1, $2, $3)
+          ON CONFLICT (actor_id) DO UPDATE SET seq = EXCLUDED.seq, due_at = EXCLUDED.due_at`),
+        [fence.actorId, wait.seq, wait.until],
       );
-      if (!rows[0]) throw new LockLostError(fence.actorId);
-      if (wait.until) {
-        await tx.query(
-          this.c.sql(`
-            INSERT INTO {schema}.timers (actor_id, seq, due_at) VALUES ($1, $2, $3)
-            ON CONFLICT (actor_id) DO UPDATE SET seq = EXCLUDED.seq, due_at = EXCLUDED.due_at`),
-          [fence.actorId, wait.seq, wait.until],
-        );
-      }
-      if (inTx) await inTx(tx);
-      return Number(rows[0].journal_version);
-    });
+    }
+    return Number(rows[0].journal_version);
   }
 
   /** Records the end of an actor and drops everything that only lives while it runs. */

@@ -1,6 +1,8 @@
 import { ActorStore } from "./actor-store.js";
+import { ChannelStore } from "./channel-store.js";
 import { StoreContext } from "./context.js";
 import type { Database } from "./database.js";
+import { GroupStore } from "./group-store.js";
 import { JournalStore } from "./journal-store.js";
 import { LockStore } from "./lock-store.js";
 import { checkSchema, migrate } from "./migrate.js";
@@ -16,6 +18,8 @@ export class Storage {
   readonly journal: JournalStore;
   readonly timers: TimerStore;
   readonly locks: LockStore;
+  readonly channels: ChannelStore;
+  readonly groups: GroupStore;
   private readonly ctx: StoreContext;
 
   constructor(
@@ -27,6 +31,8 @@ export class Storage {
     this.journal = new JournalStore(this.ctx);
     this.timers = new TimerStore(this.ctx);
     this.locks = new LockStore(this.ctx);
+    this.channels = new ChannelStore(this.ctx, this.actors);
+    this.groups = new GroupStore(this.ctx, this.actors);
   }
 
   migrate() {

@@ -1,0 +1,129 @@
+import { TroupeError, ValidationError } from "./errors.js";
+import { checkName } from "./names.js";
+
+export type ChannelMode = "broadcast" | "competing" | "direct";
+export const CHANNEL_MODES: readonly ChannelMode[] = ["broadcast", "competing", "direct"];
+
+/** Anything with a `parse` (zod, valibot, arktype …) validates a typed channel's payloads. */
+export interface Schema<T> {
+  parse(value: unknown): T;
+}
+
+/** A typed channel handle. Plain strings are accepted everywhere a channel is. */
+export interface Channel<T = unknown> {
+  readonly kind: "troupe.channel";
+  readonly name: string;
+  readonly schema: Schema<T> | undefined;
+  /** Type-only marker; never set. */
+  readonly __type?: T;
+}
+
+export type ChannelLike<T = unknown> = Channel<T> | string;
+
+export function channel<T = unknown>(name: string, opts: { schema?: Schema<T> } = {}): Channel<T> {
+  checkChannelName(name);
+  if (opts.schema !== undefined && typeof opts.schema?.parse !== "function") {
+    throw new ValidationError(`channel "${name}": schema must be an object with a parse(value) method`);
+  }
+  return Object.freeze({ kind: "troupe.channel" as const, name, schema: opts.schema });
+}
+
+/** A message as an actor receives it. */
+export interface Message<T = unknown> {
+  /** Opaque id, increasing within a channel. */
+  id: string;
+  /** The channel it arrived on (the plain name, also for direct messages). */
+  channel: string;
+  data: T;
+  metadata: Record<string, unknown>;
+  /** The sending actor, when sent from inside an actor. */
+  sender?: string;
+  publishedAt: Date;
+}
+
+/** The payload did not pass the channel's schema. Nothing was written. */
+export class MessageValidationError extends TroupeError {
+  constructor(channelName: string, cause: unknown) {
+    super(
+      "INVALID_MESSAGE",
+      `message for channel "${channelName}" failed its schema: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
+  }
+}
+
+/** Subscribing with a mode other than the channel's. */
+export class ChannelModeConflictError extends TroupeError {
+  constructor(
+    readonly channelName: string,
+    readonly existing: ChannelMode,
+    readonly requested: ChannelMode,
+  ) {
+    super(
+      "CHANNEL_MODE_CONFLICT",
+      `channel "${channelName}" is a ${existing} channel; it cannot be used as ${requested}`,
+    );
+  }
+}
+
+/** receive() on a channel the actor has not subscribed to. */
+export class NotSubscribedError extends TroupeError {
+  constructor(channelName: string) {
+    super("NOT_SUBSCRIBED", `receive on "${channelName}" without a subscription: call ctx.subscribe first`);
+  }
+}
+
+// Channel names become part of direct mailbox names ("<channel>:<actorId>"); keep room for the id.
+const MAX_CHANNEL = 200;
+
+export function checkChannelName(name: unknown, what = "channel name"): string {
+  return checkName(name, what, MAX_CHANNEL);
+}
+
+export function channelName(ch: ChannelLike): string {
+  if (typeof ch === "string") return checkChannelName(ch);
+  if (typeof ch === "object" && ch !== null && (ch).kind === "troupe.channel") return ch.name;
+  throw new ValidationError("expected a channel name or a channel() handle");
+}
+
+export function channelSchema<T>(ch: ChannelLike<T>): Schema<T> | undefined {
+  return typeof ch === "string" ? undefined : ch.schema;
+}
+
+/** Runs a typed channel's schema; a failure is an INVALID_MESSAGE error. */
+export function validatePayload<T>(ch: ChannelLike<T>, data: unknown): T {
+  const schema = channelSchema(ch);
+  if (!schema) return data as T;
+  try {
+    return schema.parse(data);
+  } catch (err) {
+    throw new MessageValidationError(channelName(ch), err);
+  }
+}
+
+export function checkMode(mode: unknown): ChannelMode {
+  if (!CHANNEL_MODES.includes(mode as ChannelMode)) {
+    throw new ValidationError(`channel mode must be one of ${CHANNEL_MODES.join(", ")}, got ${String(mode)}`);
+  }
+  return mode as ChannelMode;
+}
+
+export function checkMetadata(m: unknown): Record<string, unknown> {
+  if (m === undefined) return {};
+  if (typeof m !== "object" || m === null || Array.isArray(m))
+    throw new ValidationError("metadata must be a plain object");
+  try {
+    return JSON.parse(JSON.stringify(m)) as Record<string, unknown>;
+  } catch (err) {
+    throw new ValidationError(`metadata must be JSON-serialisable: ${(err as Error).message}`);
+  }
+}
+
+/** Where the messages of a subscription live: the channel, or the actor's mailbox for direct. */
+export function sourceOf(channelName: string, mode: ChannelMode, actorId: string): string {
+  return mode === "direct" ? mailbox(channelName, actorId) : channelName;
+}
+
+export function mailbox(channelName: string, actorId: string): string {
+  return `${channelName}:${actorId}`;
+}
