@@ -82,7 +82,7 @@ export function checkChannelName(name: unknown, what = "channel name"): string {
 
 export function channelName(ch: ChannelLike): string {
   if (typeof ch === "string") return checkChannelName(ch);
-  if (typeof ch === "object" && ch !== null && (ch).kind === "troupe.channel") return ch.name;
+  if (typeof ch === "object" && ch !== null && ch.kind === "troupe.channel") return ch.name;
   throw new ValidationError("expected a channel name or a channel() handle");
 }
 

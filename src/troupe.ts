@@ -348,6 +348,14 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     if (set) for (const w of [...set]) w();
   }
 
+  /**
+   * This worker's counters: executions started by replay vs resumed in memory, deliveries,
+   * completions, and what it holds now. For monitoring; null before start.
+   */
+  workerStats() {
+    return this.worker?.snapshot() ?? null;
+  }
+
   /** The storage layer, for tests and tools (not part of the stable API). */
   get _storage(): Storage {
     return this.requireStorage("_storage");

@@ -61,3 +61,24 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/**
+ * Troupes that share one database across restarts: the same schema on the real server,
+ * the same directory for embedded PGlite. Call `make()` for each "process life".
+ */
+export async function restartable(
+  opts: TroupeOptions = {},
+): Promise<{ make: (o?: TroupeOptions) => Troupe; cleanup: () => Promise<void> }> {
+  const { mkdtemp, rm } = await import("node:fs/promises");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const schema = freshSchema();
+  const dir = PG_URL ? undefined : await mkdtemp(join(tmpdir(), "troupe-test-"));
+  return {
+    make: (o: TroupeOptions = {}) => testTroupe({ database: PG_URL ?? dir, schema, ...opts, ...o }),
+    cleanup: async () => {
+      if (dir) await rm(dir, { recursive: true, force: true });
+      else await dropSchema(schema);
+    },
+  };
+}

@@ -537,6 +537,7 @@ export class Execution {
         { source: name, data: payload, metadata },
       );
       this.host.wake([{ kind: "channel", key: name }]);
+      await this.host.debugPoint("publish:after", { actorId: this.id, seq, channel: name });
       return { id };
     });
   }
@@ -566,6 +567,7 @@ export class Execution {
         { source, data: payload, metadata, directTo: to },
       );
       this.host.wake([{ kind: "channel", key: source }]);
+      await this.host.debugPoint("send:after", { actorId: this.id, seq, channel: source });
       return { id };
     });
   }

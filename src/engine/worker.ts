@@ -46,6 +46,8 @@ export class Worker implements ExecutionHost {
   private claimAgain = false;
   private readonly segments = new Set<Promise<void>>();
   private readonly dirtySources = new Set<string>();
+  /** Counters for operators (and tests): how executions were (re)started. */
+  readonly stats = { replays: 0, resumes: 0, deliveries: 0, completed: 0, failed: 0 };
   private delivering = false;
 
   constructor(
@@ -68,6 +70,15 @@ export class Worker implements ExecutionHost {
 
   get id(): string {
     return this.cfg.id;
+  }
+
+  snapshot() {
+    return {
+      ...this.stats,
+      running: this.running.size,
+      parked: this.parked.size,
+      leader: this.background.isLeader,
+    };
   }
 
   async start(): Promise<void> {
@@ -170,7 +181,13 @@ export class Worker implements ExecutionHost {
         free,
         stickyOnly,
       );
+      this.stats.deliveries += delivered.length;
       for (const d of delivered) this.launch(d.row, d.entry);
+      await this.cfg.debugPoint("deliver:done", {
+        sources,
+        delivered: delivered.map((d) => d.row.id),
+        stickyOnly,
+      });
       return delivered.length;
     } catch (err) {
       this.cfg.log("warn", "delivery failed; the sweep will retry", { error: String(err) });
@@ -252,6 +269,8 @@ export class Worker implements ExecutionHost {
           : await this.storage.journal.entry(row.id, at.seq);
       if (entry && parked.resume(row, entry)) exec = parked;
     }
+    if (exec) this.stats.resumes++;
+    else this.stats.replays++;
     exec ??= new Execution(this, def, row, this.cfg.id);
     this.running.set(row.id, exec);
     const end = await exec.run();
@@ -309,6 +328,7 @@ export class Worker implements ExecutionHost {
       return;
     }
     this.wakeups.publish([{ kind: "finished", key: exec.id }]);
+    this.stats[outcome.status]++;
     this.cfg.emit(outcome.status === "completed" ? "actor:completed" : "actor:failed", {
       actorId: exec.id,
       ...(outcome.status === "failed" ? { error: outcome.error } : {}),

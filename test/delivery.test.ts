@@ -1,0 +1,186 @@
+import assert from "node:assert/strict";
+import { after, describe, test } from "node:test";
+import pg from "pg";
+import { actor, type ActorContext } from "../src/index.js";
+import { PG_URL, eventually, needsPostgres, restartable, testTroupe } from "./helpers.js";
+
+const echo = actor("echo", async (ctx: ActorContext, input: { n: number }) => {
+  await ctx.subscribe("in", "direct");
+  let sum = 0;
+  for (let i = 0; i < input.n; i++) {
+    const m = await ctx.receive<number>("in");
+    sum += await ctx.step("add", () => m!.data);
+  }
+  return sum;
+});
+
+const waiter = actor("waiter", async (ctx: ActorContext, input: { ch: string }) => {
+  await ctx.subscribe(input.ch, "competing");
+  const m = await ctx.receive<string>(input.ch, { timeout: "1h" });
+  return m?.data ?? null;
+});
+
+describe("resuming does not pay for the whole history", () => {
+  const t = testTroupe({ actors: [echo] });
+  after(() => t.stop());
+
+  test("a long-lived receiver is resumed in memory, not replayed, for every message", async () => {
+    await t.start();
+    const n = 60;
+    const ref = await t.spawn(echo, { n });
+    for (let i = 1; i <= n; i++) {
+      // Send only once the actor is parked, so each message goes through the resume path.
+      await eventually(
+        async () => (await parkedAfter(t, ref.id)) === i - 1,
+        `actor parked after consuming message ${i - 1}`,
+      );
+      await t.send(ref.id, "in", i);
+    }
+    assert.equal(await ref.result({ timeout: "30s" }), (n * (n + 1)) / 2);
+    const stats = t.workerStats()!;
+    assert.equal(stats.replays, 1, "only the first run started from the journal");
+    assert.ok(stats.resumes >= n, `resumed in memory ${stats.resumes} times`);
+  });
+});
+
+describe("no lost wakeup", () => {
+  test("a publish landing between the pending check and the wait registration is delivered without a timeout", async () => {
+    let fired = false;
+    let publishing: Promise<unknown> | undefined;
+    const probe = PG_URL ? new pg.Client({ connectionString: PG_URL }) : undefined;
+    await probe?.connect();
+    const t = testTroupe({
+      actors: [waiter],
+      pollInterval: "1h", // no polling and no sweep: only the wakeup can deliver in time
+      debugPoint: async (name, info) => {
+        if (name !== "receive:before-wait" || fired || !(info.channels as string[]).includes("race")) return;
+        fired = true;
+        // Publish from outside exactly inside the window and let it get as far as it can.
+        publishing = t.publish("race", "in-the-window");
+        await Promise.race([publishing, blockedOnChannelLock(probe)]);
+      },
+    });
+    try {
+      await t.start();
+      const ref = await t.spawn(waiter, { ch: "race" });
+      assert.equal(await ref.result({ timeout: "20s" }), "in-the-window");
+      assert.ok(fired, "the window was hit");
+      await publishing;
+    } finally {
+      await t.stop();
+      await probe?.end();
+    }
+  });
+
+  test(
+    "a message for an actor locked at delivery time is delivered by the sweep",
+    { skip: needsPostgres },
+    async () => {
+      const attempts: { sources: string[]; delivered: string[] }[] = [];
+      const t = testTroupe({
+        actors: [waiter],
+        pollInterval: "200ms",
+        debugPoint: (name, info) => {
+          if (name === "deliver:done") attempts.push(info as { sources: string[]; delivered: string[] });
+        },
+      });
+      const locker = new pg.Client({ connectionString: PG_URL });
+      await locker.connect();
+      try {
+        await t.start();
+        const ref = await t.spawn(waiter, { ch: "locked" });
+        await eventually(async () => (await t.get(ref.id))?.status === "waiting", "waiter parked");
+        await locker.query("BEGIN");
+        await locker.query(`SELECT 1 FROM "${t._storage.schema}".actors WHERE id = $1 FOR UPDATE`, [ref.id]);
+        await t.publish("locked", "later");
+        await eventually(
+          () => attempts.some((a) => a.sources.includes("locked") && a.delivered.length === 0),
+          "a delivery attempt that skipped the locked actor",
+        );
+        assert.equal((await t.get(ref.id))?.status, "waiting");
+        await locker.query("COMMIT");
+        assert.equal(await ref.result({ timeout: "20s" }), "later");
+      } finally {
+        await locker.query("ROLLBACK").catch(() => {});
+        await locker.end();
+        await t.stop();
+      }
+    },
+  );
+});
+
+/** How many messages the actor had consumed when it last parked; -1 while it runs. One snapshot for both facts. */
+async function parkedAfter(t: ReturnType<typeof testTroupe>, id: string): Promise<number> {
+  const { rows } = await t._storage.db.query<{ n: number }>(
+    t._storage.sql(`
+      SELECT CASE WHEN a.status = 'waiting' THEN
+               (SELECT count(*)::int FROM {schema}.messages m WHERE m.channel = 'in:' || a.id AND m.claimed_by IS NOT NULL)
+             ELSE -1 END AS n
+        FROM {schema}.actors a WHERE a.id = $1`),
+    [id],
+  );
+  return rows[0]?.n ?? -1;
+}
+
+/** On the real server: until a publisher is queued on the channel's advisory lock. PGlite runs one statement at a time. */
+async function blockedOnChannelLock(probe: pg.Client | undefined): Promise<void> {
+  if (!probe) return new Promise((r) => setTimeout(r, 100));
+  await eventually(
+    async () => {
+      const { rows } = await probe.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+      );
+      return rows[0]!.n > 0;
+    },
+    "publisher waiting on the channel lock",
+    5000,
+  );
+}
+
+describe("replay after a restart", () => {
+  let published = 0;
+  const once = actor("once", async (ctx: ActorContext) => {
+    await ctx.subscribe("quiet-ch", "broadcast");
+    const first = await ctx.receive("quiet-ch", { timeout: "50ms" });
+    await ctx.publish("announcements", { hello: true });
+    published++;
+    await ctx.join("once-group");
+    await ctx.sleep("700ms");
+    return { first, members: await ctx.members("once-group") };
+  });
+
+  test("receive timeouts replay as null, and publish/join are not repeated", async () => {
+    const db = await restartable();
+    const a = db.make({ actors: [once] });
+    try {
+      await a.start();
+      const ref = await a.spawn(once, {}, { id: "once-1" });
+      await eventually(
+        async () => (await a.get(ref.id))?.status === "waiting" && published === 1,
+        "parked in its sleep",
+      );
+      await a.stop();
+      const b = db.make({ actors: [once] });
+      await b.start();
+      // A message now would change a live receive; the replay must still see the timeout.
+      await b.publish("quiet-ch", "too late");
+      try {
+        assert.deepEqual(await b.ref(ref.id).result({ timeout: "20s" }), {
+          first: null,
+          members: ["once-1"],
+        });
+        assert.equal(published, 2, "the code after the publish re-ran on replay…");
+        const { rows } = await b._storage.db.query<{ n: number }>(
+          b._storage.sql("SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'announcements'"),
+        );
+        assert.equal(rows[0]!.n, 1, "…but the publish itself happened once");
+        assert.deepEqual(await b.members("once-group"), [], "finished actors leave their groups");
+      } finally {
+        await b.stop();
+      }
+    } finally {
+      await a.stop();
+      await db.cleanup();
+    }
+  });
+});
