@@ -1,4 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pg from "pg";
 import { Troupe, type TroupeOptions } from "../src/index.js";
 
@@ -69,9 +72,6 @@ export async function eventually<T>(
 export async function restartable(
   opts: TroupeOptions = {},
 ): Promise<{ make: (o?: TroupeOptions) => Troupe; cleanup: () => Promise<void> }> {
-  const { mkdtemp, rm } = await import("node:fs/promises");
-  const { tmpdir } = await import("node:os");
-  const { join } = await import("node:path");
   const schema = freshSchema();
   const dir = PG_URL ? undefined : await mkdtemp(join(tmpdir(), "troupe-test-"));
   return {
