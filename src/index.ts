@@ -1,4 +1,10 @@
-export { Troupe, type SpawnOptions, type SendOptions, type TroupeEvents } from "./troupe.js";
+export {
+  Troupe,
+  type HistoryEntry,
+  type SpawnOptions,
+  type SendOptions,
+  type TroupeEvents,
+} from "./troupe.js";
 export {
   channel,
   ChannelModeConflictError,
@@ -21,6 +27,7 @@ export type {
 export type { AttemptInfo, RetryPolicy } from "./engine/retry.js";
 export { ActorRef, ActorCancelledError, type ActorInfo } from "./ref.js";
 export type { ActorStatus } from "./storage/rows.js";
+export type { ListFilter } from "./storage/list-query.js";
 export type { TroupeOptions, Logger, LogLevel } from "./options.js";
 export type { Duration } from "./duration.js";
 export {

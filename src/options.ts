@@ -25,6 +25,11 @@ export interface TroupeOptions {
   schema?: string;
   /** Apply migrations at start (default true). With false, start fails if the schema is missing or stale. */
   migrate?: boolean;
+  /**
+   * Run actors in this process (default true). With false, the Troupe is a client only:
+   * it spawns, publishes, sends and queries, while worker processes run the actors.
+   */
+  worker?: boolean;
   /** Actors this worker runs at once (default 100). Waiting actors do not count. */
   concurrency?: number;
   /** Polling fallback for when a wakeup is lost (default "1s"). */

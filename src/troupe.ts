@@ -3,8 +3,15 @@ import { hostname } from "node:os";
 import { nanoid } from "nanoid";
 import { isActorDefinition, type ActorDefinition } from "./actor.js";
 import { channelName, checkMetadata, mailbox, validatePayload, type ChannelLike } from "./channels.js";
-import { encode, jsonText } from "./codec.js";
-import { ActorIdConflictError, NotStartedError, UnknownActorError, ValidationError } from "./errors.js";
+import { decode, encode, jsonText } from "./codec.js";
+import {
+  ActorIdConflictError,
+  NotFoundError,
+  NotStartedError,
+  UnknownActorError,
+  ValidationError,
+  type RecordedError,
+} from "./errors.js";
 import { Worker } from "./engine/worker.js";
 import { checkName } from "./names.js";
 import {
@@ -18,11 +25,24 @@ import { ActorRef, actorInfo, type ActorInfo } from "./ref.js";
 import type { Database } from "./storage/database.js";
 import { PgDatabase } from "./storage/pg-database.js";
 import { PGliteDatabase } from "./storage/pglite-database.js";
-import type { ActorRow } from "./storage/rows.js";
+import type { ListFilter } from "./storage/list-query.js";
+import type { ActorRow, ActorStatus } from "./storage/rows.js";
 import { Storage } from "./storage/storage.js";
 import { LocalWakeups } from "./wakeups/local-wakeups.js";
 import { RedisWakeups } from "./wakeups/redis-wakeups.js";
 import type { Wakeups } from "./wakeups/wakeups.js";
+
+/** One journaled operation, as history() yields it. */
+export interface HistoryEntry {
+  /** 0 for the first run, +1 after each recur. */
+  generation: number;
+  seq: number;
+  kind: string;
+  name: string;
+  result?: unknown;
+  error?: RecordedError;
+  at: Date;
+}
 
 export interface SendOptions {
   metadata?: Record<string, unknown>;
@@ -125,6 +145,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       if (w.kind === "finished") this.notifyFinished(w.key);
     });
     await this.wakeups.start();
+    if (this.options.worker === false) return;
 
     const debug = this.options.debugPoint;
     this.worker = new Worker(this.storage, this.wakeups, this.registry, {
@@ -305,6 +326,58 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     // Members that joined between the two reads still get their message by the sweep.
     this.wakeups?.publish(members.map((id) => ({ kind: "channel" as const, key: mailbox(m.name, id) })));
     return { count };
+  }
+
+  /**
+   * The actor's journal across all its generations (archived ones first), read from the
+   * database a page at a time.
+   */
+  async *history(id: string, opts: { pageSize?: number } = {}): AsyncIterable<HistoryEntry> {
+    checkName(id, "actor id", 255);
+    const storage = this.requireStorage("history");
+    if (!(await storage.actors.get(id))) throw new NotFoundError(`no actor with id "${id}"`);
+    const pageSize = opts.pageSize ?? 500;
+    let after = { generation: -1, seq: -1 };
+    for (;;) {
+      const page = await storage.journal.historyPage(id, after, pageSize);
+      for (const e of page) {
+        const entry: HistoryEntry = {
+          generation: e.generation ?? 0,
+          seq: e.seq,
+          kind: e.kind,
+          name: e.name,
+          at: e.createdAt ?? new Date(0),
+        };
+        if (e.error) entry.error = e.error;
+        else if (e.result) entry.result = decode(e.result);
+        yield entry;
+      }
+      const last = page.at(-1);
+      if (!last || page.length < pageSize) return;
+      after = { generation: last.generation ?? 0, seq: last.seq };
+    }
+  }
+
+  /**
+   * Actors matching `filter` (status, actor name, id substring, started before/after,
+   * JSON-path equality on the input), newest first; pass `nextCursor` back for the next page.
+   */
+  async list(filter: ListFilter = {}): Promise<{ items: ActorInfo[]; nextCursor?: string }> {
+    const { rows, nextCursor } = await this.requireStorage("list").actors.list(filter);
+    return nextCursor ? { items: rows.map(actorInfo), nextCursor } : { items: rows.map(actorInfo) };
+  }
+
+  /** Counts of actors by status (all six statuses present). */
+  async stats(): Promise<{ byStatus: Record<ActorStatus, number> }> {
+    const storage = this.requireStorage("stats");
+    const { rows } = await storage.db.query<{ status: ActorStatus; n: number }>(
+      storage.sql("SELECT status, count(*)::int AS n FROM {schema}.actors GROUP BY status"),
+    );
+    const byStatus = Object.fromEntries(
+      ["running", "waiting", "completed", "failed", "cancelled", "compensating"].map((s) => [s, 0]),
+    ) as Record<ActorStatus, number>;
+    for (const r of rows) byStatus[r.status] = Number(r.n);
+    return { byStatus };
   }
 
   /** Current members of a process group. */

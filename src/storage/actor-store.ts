@@ -1,5 +1,6 @@
 import { DuplicateActorError, LockLostError, type RecordedError } from "../errors.js";
 import { MS, type StoreContext } from "./context.js";
+import { buildListQuery, encodeCursor, type ListFilter } from "./list-query.js";
 import type { SqlClient } from "./database.js";
 import {
   ENTRIES_RECORDSET,
@@ -129,6 +130,22 @@ export class ActorStore {
   async get(id: string): Promise<ActorRow | null> {
     const { rows } = await this.c.db.query(this.c.sql("SELECT * FROM {schema}.actors WHERE id = $1"), [id]);
     return rows[0] ? actorFromRow(rows[0]) : null;
+  }
+
+  /** A page of actors matching `filter`, newest first, with a cursor for the next page. */
+  async list(filter: ListFilter): Promise<{ rows: ActorRow[]; nextCursor?: string }> {
+    const q = buildListQuery(filter);
+    const { rows } = await this.c.db.query<Record<string, any>>(
+      this.c.sql(`SELECT *, started_at::text AS started_key FROM {schema}.actors ${q.where}
+                   ORDER BY started_at DESC, id DESC LIMIT ${q.limit + 1}`),
+      q.params,
+    );
+    const page = rows.slice(0, q.limit);
+    const last = page.at(-1);
+    const out: { rows: ActorRow[]; nextCursor?: string } = { rows: page.map(actorFromRow) };
+    if (rows.length > q.limit && last)
+      out.nextCursor = encodeCursor(last.started_key as string, last.id as string);
+    return out;
   }
 
   /** Takes the lease of up to `limit` runnable actors (free or expired lease), skipping rows others are claiming. */

@@ -1,0 +1,110 @@
+import { ValidationError } from "../errors.js";
+import type { ActorStatus } from "./rows.js";
+
+export interface ListFilter {
+  status?: ActorStatus | ActorStatus[];
+  actor?: string;
+  idContains?: string;
+  startedAfter?: Date;
+  startedBefore?: Date;
+  /** JSON-path equality filters on the input: { "order.customer.id": "c-1", "items.0.sku": "x" }. */
+  input?: Record<string, unknown>;
+  limit?: number;
+  cursor?: string;
+}
+
+const STATUSES: ActorStatus[] = ["running", "waiting", "completed", "failed", "cancelled", "compensating"];
+// A path segment is an identifier-like key or an array index. Values travel as parameters,
+// and so do the segments themselves (as a text[]): nothing a caller passes becomes SQL text.
+const SEGMENT = /^(?:[A-Za-z_][A-Za-z0-9_-]{0,63}|\d{1,6})$/;
+
+export function parsePath(path: string): string[] {
+  if (typeof path !== "string" || path.length === 0 || path.length > 256) {
+    throw new ValidationError(
+      `input filter path ${JSON.stringify(path)} must be a non-empty string of at most 256 characters`,
+    );
+  }
+  const parts = path.split(".");
+  for (const p of parts) {
+    if (!SEGMENT.test(p)) {
+      throw new ValidationError(
+        `input filter path "${path}": segment ${JSON.stringify(p)} is not a key (letters, digits, _ and -) or an array index`,
+      );
+    }
+  }
+  return parts;
+}
+
+export function encodeCursor(startedKey: string, id: string): string {
+  return Buffer.from(JSON.stringify([startedKey, id]), "utf8").toString("base64url");
+}
+
+function decodeCursor(c: string): [string, string] {
+  try {
+    const v = JSON.parse(Buffer.from(c, "base64url").toString("utf8")) as unknown;
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "string")
+      return [v[0], v[1]];
+  } catch {
+    // fall through
+  }
+  throw new ValidationError("cursor is not one that list() returned");
+}
+
+/** Builds the WHERE clause and parameters for list(); newest first, keyset-paginated. */
+export function buildListQuery(f: ListFilter): { where: string; params: unknown[]; limit: number } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const p = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  if (f.status !== undefined) {
+    const list = Array.isArray(f.status) ? f.status : [f.status];
+    for (const s of list)
+      if (!STATUSES.includes(s)) throw new ValidationError(`status must be one of ${STATUSES.join(", ")}`);
+    where.push(`status = ANY(${p(list)}::text[])`);
+  }
+  if (f.actor !== undefined) {
+    if (typeof f.actor !== "string") throw new ValidationError("actor filter must be a string");
+    where.push(`actor = ${p(f.actor)}`);
+  }
+  if (f.idContains !== undefined) {
+    if (typeof f.idContains !== "string" || f.idContains.length === 0)
+      throw new ValidationError("idContains must be a non-empty string");
+    // strpos, not LIKE: the caller's text is matched literally (% and _ mean nothing).
+    where.push(`strpos(id, ${p(f.idContains)}) > 0`);
+  }
+  for (const [key, v] of [
+    ["startedAfter", f.startedAfter],
+    ["startedBefore", f.startedBefore],
+  ] as const) {
+    if (v === undefined) continue;
+    if (!(v instanceof Date) || Number.isNaN(v.getTime()))
+      throw new ValidationError(`${key} must be a valid Date`);
+    where.push(`started_at ${key === "startedAfter" ? ">" : "<"} ${p(v)}`);
+  }
+  if (f.input !== undefined) {
+    if (typeof f.input !== "object" || f.input === null || Array.isArray(f.input)) {
+      throw new ValidationError('input filter must be an object of { "path.to.field": value }');
+    }
+    for (const [path, value] of Object.entries(f.input)) {
+      const parts = parsePath(path);
+      let json: string;
+      try {
+        json = JSON.stringify(value);
+      } catch {
+        throw new ValidationError(`input filter value for "${path}" must be JSON`);
+      }
+      if (json === undefined) throw new ValidationError(`input filter value for "${path}" must be JSON`);
+      where.push(`input_json #> ${p(parts)}::text[] = ${p(json)}::jsonb`);
+    }
+  }
+  const limit = f.limit ?? 50;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+    throw new ValidationError("limit must be an integer from 1 to 1000");
+  if (f.cursor !== undefined) {
+    const [startedKey, id] = decodeCursor(f.cursor);
+    where.push(`(started_at, id) < (${p(startedKey)}::timestamptz, ${p(id)})`);
+  }
+  return { where: where.length ? `WHERE ${where.join(" AND ")}` : "", params, limit };
+}
