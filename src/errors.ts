@@ -69,6 +69,19 @@ export class ActorIdConflictError extends TroupeError {
   }
 }
 
+/** cancel() on an actor that already completed or failed. */
+export class NotCancellableError extends TroupeError {
+  constructor(
+    readonly actorId: string,
+    readonly status: string,
+  ) {
+    super(
+      "NOT_CANCELLABLE",
+      `actor "${actorId}" is ${status}; only running or waiting actors can be cancelled`,
+    );
+  }
+}
+
 /** Waiting for something (a result, a lock) took longer than allowed. */
 export class TimeoutError extends TroupeError {
   constructor(message: string) {

@@ -48,5 +48,6 @@ export {
   NotStartedError,
   ActorFailedError,
   NonRetryableError,
+  NotCancellableError,
   type RecordedError,
 } from "./errors.js";

@@ -46,6 +46,7 @@ export interface RefHost {
     data: T,
     opts?: { metadata?: Record<string, unknown>; idempotencyKey?: string },
   ): Promise<{ id: string }>;
+  cancel(id: string, reason?: string): Promise<void>;
 }
 
 export class ActorCancelledError extends TroupeError {
@@ -71,6 +72,11 @@ export class ActorRef<O = unknown> {
     opts?: { metadata?: Record<string, unknown>; idempotencyKey?: string },
   ): Promise<{ id: string }> {
     return this.host.send(this.id, ch, data, opts);
+  }
+
+  /** Cancels this actor (see Troupe.cancel). */
+  cancel(reason?: string): Promise<void> {
+    return this.host.cancel(this.id, reason);
   }
 
   async status(): Promise<ActorStatus> {

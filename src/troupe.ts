@@ -6,6 +6,7 @@ import { channelName, checkMetadata, mailbox, validatePayload, type ChannelLike 
 import { decode, encode, jsonText } from "./codec.js";
 import {
   ActorIdConflictError,
+  NotCancellableError,
   NotFoundError,
   NotStartedError,
   UnknownActorError,
@@ -61,6 +62,7 @@ export interface SpawnOptions {
 export interface TroupeEvents {
   "actor:completed": (e: { actorId: string }) => void;
   "actor:failed": (e: { actorId: string; error: unknown }) => void;
+  "actor:cancelled": (e: { actorId: string; reason: string | null }) => void;
   error: (err: Error) => void;
 }
 
@@ -247,6 +249,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       getRow: (i) => this.getRow(i),
       waitFinished: (i, ms) => this.waitFinished(i, ms),
       send: (i, ch, data, o) => this.send(i, ch, data, o),
+      cancel: (i, r) => this.cancel(i, r),
     });
   }
 
@@ -378,6 +381,43 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     ) as Record<ActorStatus, number>;
     for (const r of rows) byStatus[r.status] = Number(r.n);
     return { byStatus };
+  }
+
+  /**
+   * Cancels an actor from any process: waits are cleared, compensations run (newest first),
+   * groups are left, status becomes `cancelled` with the reason kept. Cancelling a
+   * cancelled actor is a no-op; a completed or failed one is a NotCancellableError.
+   */
+  async cancel(id: string, reason?: string): Promise<void> {
+    checkName(id, "actor id", 255);
+    if (reason !== undefined && (typeof reason !== "string" || reason.length > 1000)) {
+      throw new ValidationError("cancel reason must be a string of at most 1000 characters");
+    }
+    const storage = this.requireStorage("cancel");
+    const out = await storage.lifecycle.cancel(id, reason ?? null);
+    switch (out.kind) {
+      case "not-found":
+        throw new NotFoundError(`no actor with id "${id}"`);
+      case "finished":
+        throw new NotCancellableError(id, out.status);
+      case "cancelled":
+        this.wakeups?.publish([
+          { kind: "finished", key: id },
+          { kind: "cancel", key: id },
+        ]);
+        return;
+      case "compensating":
+        this.wakeups?.publish([
+          { kind: "cancel", key: id },
+          { kind: "actor", key: id },
+        ]);
+        return;
+      case "requested":
+        this.wakeups?.publish([{ kind: "cancel", key: id }]);
+        return;
+      case "already-cancelled":
+        return;
+    }
   }
 
   /** Current members of a process group. */

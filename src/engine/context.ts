@@ -8,6 +8,11 @@ export interface StepOptions {
   retry?: RetryPolicy;
   /** Per-attempt timeout; the attempt's `signal` is aborted when it passes. */
   timeout?: Duration;
+  /**
+   * Saga compensation, registered once the step succeeds: if the actor later fails or is
+   * cancelled, compensations run newest first, each once (receives the step's result).
+   */
+  compensate?: (result: any) => Promise<void> | void;
 }
 
 /** The transaction a transactional step runs in: the very one that journals the step. */
@@ -71,6 +76,13 @@ export interface ActorContext {
     data: T,
     options?: PublishOptions,
   ): Promise<{ count: number }>;
+
+  /**
+   * Continue-as-new: same id, a fresh journal (the old one is archived and stays readable
+   * through history()), the new input. Subscriptions with their cursors, mailboxes and
+   * group memberships carry over. Never returns.
+   */
+  recur(input: unknown): Promise<never>;
 }
 
 export interface ReceiveOptions {

@@ -10,7 +10,7 @@ import {
   type ChannelLike,
   type Message,
 } from "../channels.js";
-import { decode, encode } from "../codec.js";
+import { decode, encode, jsonText } from "../codec.js";
 import { toMillis, type Duration } from "../duration.js";
 import {
   LockLostError,
@@ -47,6 +47,9 @@ export interface ExecutionHost {
 
 export type SegmentEnd =
   | { kind: "returned"; value: unknown }
+  | { kind: "compensate" } // compensation mode: replay reached the end of the journal
+  | { kind: "cancel" } // a cancel request stopped the execution
+  | { kind: "recur" } // continue-as-new committed: start the next generation
   | { kind: "threw"; error: unknown }
   | { kind: "parked" }
   | { kind: "abandoned"; reason: "lock-lost" | "stopping" }
@@ -87,6 +90,14 @@ export class Execution {
   private state: "running" | "parked" | "abandoned" | "done" = "running";
   private waiting = false;
   readonly ctx: ActorContext;
+  /** Compensations registered by steps of this generation (live or replayed), by journal position. */
+  private readonly compensations = new Map<number, { name: string; run: () => Promise<void> }>();
+  /**
+   * "compensate": the actor is compensating (after a failure or cancel). Its function is
+   * replayed only to re-register compensation closures; the first operation that is not
+   * in the journal ends the segment instead of running.
+   */
+  readonly mode: "normal" | "compensate";
 
   constructor(
     private readonly host: ExecutionHost,
@@ -100,6 +111,52 @@ export class Execution {
     this.reader = new JournalReader(host.storage.journal, row.id, row.journalVersion);
     this.ctx = this.makeContext();
     this.input = decode(row.input);
+    this.mode = row.status === "compensating" || row.cancelRequestedAt !== null ? "compensate" : "normal";
+  }
+
+  get hasCompensations(): boolean {
+    return this.compensations.size > 0;
+  }
+
+  /** Stops a running execution for cancellation (its in-flight steps finish and are journaled). */
+  requestCancel(): void {
+    if (this.state === "running" || this.state === "parked") this.end({ kind: "cancel" });
+  }
+
+  /**
+   * Runs the pending compensations newest first, each marked done (fenced) as soon as it
+   * succeeds, so a crash resumes with the ones left. Returns the names that failed.
+   */
+  async runCompensations(): Promise<string[]> {
+    await Promise.allSettled([...this.inflight]);
+    const failed: string[] = [];
+    for (const p of await this.host.storage.lifecycle.pending(this.id, this.generation)) {
+      const c = this.compensations.get(p.seq);
+      let ok = false;
+      if (c) {
+        try {
+          await runWithRetry(
+            `compensate ${p.name}`,
+            () => c.run(),
+            resolveRetry(undefined, "compensation"),
+            undefined,
+          );
+          ok = true;
+        } catch {
+          ok = false;
+        }
+      }
+      if (!ok) failed.push(p.name);
+      await this.host.storage.lifecycle.settleCompensation(
+        this.fence,
+        this.host.leaseMs,
+        this.generation,
+        p.seq,
+        ok,
+      );
+      await this.host.debugPoint("compensation:settled", { actorId: this.id, name: p.name, ok });
+    }
+    return failed;
   }
 
   private readonly input: unknown;
@@ -152,8 +209,8 @@ export class Execution {
   // ---- primitives used by the context -------------------------------------------------
 
   private end(e: SegmentEnd): void {
-    // After abandonment or a fatal error, actor code that carries on just hangs: nothing more is journaled.
-    if (e.kind === "abandoned" || e.kind === "fatal") this.state = "abandoned";
+    // After abandonment, a fatal error, cancel or recur, actor code that carries on just hangs: nothing more is journaled.
+    if (e.kind !== "parked" && e.kind !== "returned" && e.kind !== "threw") this.state = "abandoned";
     this.segment.resolve(e);
   }
 
@@ -186,6 +243,10 @@ export class Execution {
   private async recorded(seq: number, kind: string, name: string): Promise<JournalEntry | null> {
     if (this.state === "abandoned") return forever();
     const e = await this.reader.take(seq);
+    if (!e && this.mode === "compensate") {
+      this.end({ kind: "compensate" });
+      return forever();
+    }
     if (e && (e.kind !== kind || e.name !== name)) {
       const err = new NonDeterminismError(seq, `${e.kind} "${e.name}"`, `${kind} "${name}"`);
       this.end({ kind: "fatal", error: err });
@@ -285,6 +346,7 @@ export class Execution {
         return this.deterministicAsync("members", g, () => this.host.storage.groups.members(g));
       },
       broadcast: (g, ch, data, o) => this.broadcast(g, ch, data, o),
+      recur: (input) => this.recur(input),
     };
     return Object.freeze(ctx);
   }
@@ -305,9 +367,17 @@ export class Execution {
     const retry = resolveRetry(options.retry, `step "${name}"`);
     const timeoutMs =
       options.timeout === undefined ? undefined : toMillis(options.timeout, `step "${name}" timeout`);
+    const compensate = options.compensate;
+    if (compensate !== undefined && typeof compensate !== "function") {
+      throw new ValidationError(`step "${name}": compensate must be a function`);
+    }
     const seq = this.seq++;
     const e = await this.recorded(seq, "step", name);
-    if (e) return this.replayed<T>(e);
+    if (e) {
+      const value = this.replayed<T>(e);
+      if (compensate) this.compensations.set(seq, { name, run: async () => compensate(value) });
+      return value;
+    }
     return this.live(async () => {
       let value: T;
       try {
@@ -317,13 +387,26 @@ export class Execution {
         throw err;
       }
       await this.host.debugPoint("step:after-fn", { actorId: this.id, step: name, seq });
-      await this.append({
+      const entry: JournalEntry = {
         seq,
         kind: "step",
         name,
         result: this.encodeValue(value, `result of step "${name}"`),
         error: null,
-      });
+      };
+      if (compensate) {
+        await this.host.storage.lifecycle.stepWithCompensation(
+          this.fence,
+          [...this.drainLocal(), entry],
+          this.host.leaseMs,
+          this.generation,
+          seq,
+          name,
+        );
+        this.compensations.set(seq, { name, run: async () => compensate(value) });
+      } else {
+        await this.append(entry);
+      }
       return value;
     });
   }
@@ -619,5 +702,26 @@ export class Execution {
         group,
       ),
     );
+  }
+
+  /** Continue-as-new: archive this generation's journal and start again with `input`. Never returns. */
+  private async recur(input: unknown): Promise<never> {
+    const bytes = this.encodeValue(input, "recur input");
+    if (this.mode === "compensate") {
+      this.end({ kind: "compensate" });
+      return forever();
+    }
+    await Promise.allSettled([...this.inflight]);
+    await this.live(() =>
+      this.host.storage.lifecycle.recur(
+        this.fence,
+        this.drainLocal(),
+        this.host.leaseMs,
+        bytes,
+        jsonText(bytes),
+      ),
+    );
+    this.end({ kind: "recur" });
+    return forever();
   }
 }

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import type { ActorDefinition } from "../actor.js";
 import { encode } from "../codec.js";
-import { recordError, UnknownActorError } from "../errors.js";
+import { LockLostError, recordError, UnknownActorError, type RecordedError } from "../errors.js";
 import type { WaitSpec } from "../storage/actor-store.js";
 import type { ActorRow, JournalEntry } from "../storage/rows.js";
 import type { Storage } from "../storage/storage.js";
@@ -145,6 +145,9 @@ export class Worker implements ExecutionHost {
     if (this.stopping) return;
     if (w.kind === "actor") {
       void this.claimOne(w.key);
+    } else if (w.kind === "cancel") {
+      this.running.get(w.key)?.requestCancel();
+      this.parked.delete(w.key);
     } else if (w.kind === "channel") {
       this.dirtySources.add(w.key);
       if (!this.delivering) void this.drainDirtySources();
@@ -259,7 +262,7 @@ export class Worker implements ExecutionHost {
     }
     let exec: Execution | undefined;
     const parked = this.parked.get(row.id);
-    if (parked) {
+    if (parked && row.status === "running" && !row.cancelRequestedAt) {
       this.parked.delete(row.id);
       const at = parked.parkedAt;
       const entry = !at
@@ -271,6 +274,7 @@ export class Worker implements ExecutionHost {
     }
     if (exec) this.stats.resumes++;
     else this.stats.replays++;
+    this.parked.delete(row.id);
     exec ??= new Execution(this, def, row, this.cfg.id);
     this.running.set(row.id, exec);
     const end = await exec.run();
@@ -287,7 +291,26 @@ export class Worker implements ExecutionHost {
         if (end.reason === "stopping") await this.storage.actors.release(fence).catch(() => {});
         this.cfg.log("info", "execution abandoned", { actorId: exec.id, reason: end.reason });
         return;
+      case "recur": {
+        // The next generation starts here, under the same lease, from an empty journal.
+        this.running.delete(exec.id);
+        const row = await this.storage.actors.get(exec.id);
+        if (row && row.leaseVersion === fence.leaseVersion && row.leaseOwner === this.cfg.id) {
+          const next = new Execution(this, exec.def, row, this.cfg.id);
+          this.running.set(row.id, next);
+          await this.settle(next, await next.run());
+        }
+        return;
+      }
+      case "cancel":
+      case "compensate":
+        await this.compensateAndFinish(exec, end.kind === "cancel" ? null : undefined);
+        return;
       case "returned": {
+        if (exec.mode === "compensate") {
+          await this.compensateAndFinish(exec, undefined);
+          return;
+        }
         let output: Buffer;
         try {
           output = encode(end.value, {
@@ -303,8 +326,55 @@ export class Worker implements ExecutionHost {
       }
       case "threw":
       case "fatal":
+        if (exec.mode === "compensate" || exec.hasCompensations) {
+          await this.compensateAndFinish(exec, recordError(end.error));
+          return;
+        }
         await this.finishFailed(exec, end.error);
         return;
+    }
+  }
+
+  /**
+   * Saga ending: enter `compensating` (remembering the error), run the pending
+   * compensations newest first, then finish as cancelled (if a cancel was requested) or
+   * failed. `error` undefined = keep what the row has (a resumed compensation).
+   */
+  private async compensateAndFinish(exec: Execution, error: RecordedError | null | undefined): Promise<void> {
+    const fence = exec.fence;
+    try {
+      const row = await this.storage.actors.get(exec.id);
+      if (!row || row.leaseVersion !== fence.leaseVersion) throw new LockLostError(exec.id);
+      const cancelled = row.cancelRequestedAt !== null;
+      if (
+        row.status !== "compensating" &&
+        (exec.hasCompensations || (await this.storage.lifecycle.hasPending(exec.id, exec.generation)))
+      ) {
+        await this.storage.lifecycle.beginCompensation(fence, this.leaseMs, error ?? null, exec.drainLocal());
+      }
+      const failedCompensations = await exec.runCompensations();
+      this.running.delete(exec.id);
+      if (cancelled) {
+        await this.storage.lifecycle.finishCancelled(fence, row.cancelReason, exec.drainLocal());
+        this.wakeups.publish([{ kind: "finished", key: exec.id }]);
+        this.cfg.emit("actor:cancelled", { actorId: exec.id, reason: row.cancelReason });
+        this.kick();
+        return;
+      }
+      const base = error ?? row.error ?? { name: "Error", message: "actor failed" };
+      const recorded = failedCompensations.length
+        ? {
+            ...base,
+            message: `${base.message} (compensations that failed: ${failedCompensations.join(", ")})`,
+          }
+        : base;
+      await this.finishWith(exec, { status: "failed", error: recorded });
+    } catch (err) {
+      this.running.delete(exec.id);
+      this.cfg.log("warn", "compensation interrupted (lease lost?); another worker resumes it", {
+        actorId: exec.id,
+        error: String(err),
+      });
     }
   }
 
@@ -369,6 +439,11 @@ export class Worker implements ExecutionHost {
     try {
       await this.storage.actors.refreshLeases(this.cfg.id, this.leaseMs);
       await this.storage.locks.heartbeat(this.cfg.id);
+      // Cancel requests whose wakeup was lost (Redis down) are found here.
+      if (this.running.size > 0) {
+        for (const id of await this.storage.lifecycle.cancelRequestsFor(this.cfg.id))
+          this.running.get(id)?.requestCancel();
+      }
     } catch (err) {
       this.cfg.log("warn", "lease refresh failed", { error: String(err) });
     }

@@ -4,6 +4,7 @@ import { StoreContext } from "./context.js";
 import type { Database } from "./database.js";
 import { GroupStore } from "./group-store.js";
 import { JournalStore } from "./journal-store.js";
+import { LifecycleStore } from "./lifecycle-store.js";
 import { LockStore } from "./lock-store.js";
 import { checkSchema, migrate } from "./migrate.js";
 import { TimerStore } from "./timer-store.js";
@@ -20,6 +21,7 @@ export class Storage {
   readonly locks: LockStore;
   readonly channels: ChannelStore;
   readonly groups: GroupStore;
+  readonly lifecycle: LifecycleStore;
   private readonly ctx: StoreContext;
 
   constructor(
@@ -33,6 +35,7 @@ export class Storage {
     this.locks = new LockStore(this.ctx);
     this.channels = new ChannelStore(this.ctx, this.actors);
     this.groups = new GroupStore(this.ctx, this.actors);
+    this.lifecycle = new LifecycleStore(this.ctx, this.actors);
   }
 
   migrate() {
