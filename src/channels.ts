@@ -1,4 +1,4 @@
-import { TroupeError, ValidationError } from "./errors.js";
+import { TroupeError, ValidationError, registerErrorClass } from "./errors.js";
 import { checkName } from "./names.js";
 
 export type ChannelMode = "broadcast" | "competing" | "direct";
@@ -127,3 +127,7 @@ export function sourceOf(channelName: string, mode: ChannelMode, actorId: string
 export function mailbox(channelName: string, actorId: string): string {
   return `${channelName}:${actorId}`;
 }
+
+registerErrorClass("INVALID_MESSAGE", MessageValidationError);
+registerErrorClass("CHANNEL_MODE_CONFLICT", ChannelModeConflictError);
+registerErrorClass("NOT_SUBSCRIBED", NotSubscribedError);

@@ -191,15 +191,48 @@ export function recordError(err: unknown): RecordedError {
   return { name: "Error", message: String(err) };
 }
 
+/** Error classes by code, so a replayed error is the same class as the live one (instanceof works on replay). */
+const CLASSES = new Map<string, new (...args: any[]) => TroupeError>();
+
+/** Registers an error class for its code (troupe's own classes register themselves below). */
+export function registerErrorClass(code: string, cls: new (...args: any[]) => TroupeError): void {
+  CLASSES.set(code, cls);
+}
+
 /** Rebuilds a throwable from a recorded error (used when replaying a failed step). */
 export function errorFromRecord(rec: RecordedError): Error {
-  const err =
-    rec.code === "NON_RETRYABLE"
-      ? new NonRetryableError(rec.message)
-      : rec.code
-        ? new TroupeError(rec.code, rec.message)
-        : new Error(rec.message);
+  let err: Error;
+  if (rec.code) {
+    err = new TroupeError(rec.code, rec.message);
+    const cls = CLASSES.get(rec.code);
+    if (cls) Object.setPrototypeOf(err, cls.prototype);
+  } else {
+    err = new Error(rec.message);
+  }
   err.name = rec.name;
   if (rec.stack) err.stack = rec.stack;
   return err;
+}
+
+for (const [code, cls] of [
+  ["VALIDATION", ValidationError],
+  ["NOT_SERIALIZABLE", SerializationError],
+  ["PAYLOAD_TOO_LARGE", PayloadTooLargeError],
+  ["UNKNOWN_ACTOR", UnknownActorError],
+  ["NOT_FOUND", NotFoundError],
+  ["DUPLICATE_ACTOR", DuplicateActorError],
+  ["ID_CONFLICT", ActorIdConflictError],
+  ["NOT_CANCELLABLE", NotCancellableError],
+  ["TIMEOUT", TimeoutError],
+  ["STEP_TIMEOUT", StepTimeoutError],
+  ["NON_DETERMINISM", NonDeterminismError],
+  ["LOCK_LOST", LockLostError],
+  ["SCHEMA_TOO_NEW", SchemaTooNewError],
+  ["SCHEMA_MISSING", SchemaMissingError],
+  ["NOT_STARTED", NotStartedError],
+  ["ACTOR_FAILED", ActorFailedError],
+  ["NON_RETRYABLE", NonRetryableError],
+  ["STEP_FAILED", StepFailedError],
+] as const) {
+  registerErrorClass(code, cls as unknown as new (...args: any[]) => TroupeError);
 }

@@ -1,6 +1,6 @@
 import { decode } from "./codec.js";
 import { toMillis, type Duration } from "./duration.js";
-import { ActorFailedError, NotFoundError, TimeoutError, TroupeError } from "./errors.js";
+import { ActorFailedError, NotFoundError, TimeoutError, TroupeError, registerErrorClass } from "./errors.js";
 import type { ChannelLike } from "./channels.js";
 import type { ActorRow, ActorStatus } from "./storage/rows.js";
 
@@ -110,3 +110,5 @@ export class ActorRef<O = unknown> {
     }
   }
 }
+
+registerErrorClass("CANCELLED", ActorCancelledError);

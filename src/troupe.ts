@@ -72,6 +72,29 @@ const defaultLogger: Logger = (level, msg, fields) => {
 
 let memoryScopes = 0;
 
+/** Options whose mistakes would otherwise surface later, far from their cause. */
+function validateConstructorOptions(o: TroupeOptions): void {
+  if (o.actors !== undefined && !Array.isArray(o.actors))
+    throw new ValidationError("actors must be an array of actor() definitions");
+  if (o.redis !== undefined) {
+    const r = o.redis as unknown;
+    const isClient =
+      typeof r === "object" && r !== null && typeof (r as { duplicate?: unknown }).duplicate === "function";
+    if (!(typeof r === "string" && /^rediss?:\/\//.test(r)) && !isClient) {
+      throw new ValidationError("redis must be a redis:// (or rediss://) URL or an ioredis client");
+    }
+  }
+  if (o.logger !== undefined && typeof o.logger !== "function")
+    throw new ValidationError("logger must be a function");
+  if (o.debugPoint !== undefined && typeof o.debugPoint !== "function")
+    throw new ValidationError("debugPoint must be a function");
+  if (o.workerId !== undefined) checkName(o.workerId, "workerId", 200);
+  for (const k of ["migrate", "worker"] as const) {
+    if (o[k] !== undefined && typeof o[k] !== "boolean")
+      throw new ValidationError(`${k} must be true or false`);
+  }
+}
+
 /**
  * A troupe worker: owns the storage connection, the wakeup transport and a worker that
  * runs actors. Every process sharing the database (and Redis) is one worker of the same troupe.
@@ -90,6 +113,9 @@ export class Troupe extends EventEmitter<TroupeEvents> {
 
   constructor(private readonly options: TroupeOptions = {}) {
     super();
+    if (typeof options !== "object" || options === null)
+      throw new ValidationError("Troupe options must be an object");
+    validateConstructorOptions(options);
     this.opts = resolveOptions(options);
     chooseDatabase(options.database); // validate now: bad input fails at construction
     this.log = options.logger ?? defaultLogger;

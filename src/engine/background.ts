@@ -25,7 +25,6 @@ export class BackgroundLoops {
   private stopped = false;
 
   private readonly workerId: string;
-  private readonly leaseMs: number;
   private readonly pollMs: number;
   private lastRetention = 0;
 
@@ -35,7 +34,6 @@ export class BackgroundLoops {
     private readonly cfg: BackgroundConfig,
   ) {
     this.workerId = cfg.workerId;
-    this.leaseMs = cfg.leaseMs;
     this.pollMs = cfg.pollMs;
   }
 
@@ -51,6 +49,7 @@ export class BackgroundLoops {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    await this.current; // a tick in flight may be acquiring the lock: let it land, then release
     if (this.leader) await this.storage.locks.release(LEADER_LOCK, this.workerId).catch(() => {});
     this.leader = false;
   }
@@ -59,14 +58,22 @@ export class BackgroundLoops {
     return this.leader;
   }
 
-  async tick(): Promise<void> {
-    if (this.ticking || this.stopped) return;
+  private current: Promise<void> | undefined;
+
+  tick(): Promise<void> {
+    if (this.ticking || this.stopped) return Promise.resolve();
+    this.current = this.runTick();
+    return this.current;
+  }
+
+  private async runTick(): Promise<void> {
     this.ticking = true;
     try {
       this.leader = await this.storage.locks.tryAcquire(
         LEADER_LOCK,
         this.workerId,
-        Math.max(this.leaseMs, this.pollMs * 3),
+        // A few poll intervals: a crashed leader is replaced quickly (it is not the actor lease).
+        Math.max(this.pollMs * 3, 1000),
       );
       if (!this.leader) return;
       await this.fireDueTimers();

@@ -118,6 +118,11 @@ export class Execution {
     return this.compensations.size > 0;
   }
 
+  /** This execution's lease was lost to a newer claim (possibly our own): stop it. */
+  supersede(): void {
+    this.end({ kind: "abandoned", reason: "lock-lost" });
+  }
+
   /** Stops a running execution for cancellation (its in-flight steps finish and are journaled). */
   requestCancel(): void {
     if (this.state === "running" || this.state === "parked") this.end({ kind: "cancel" });
@@ -348,6 +353,19 @@ export class Execution {
       broadcast: (g, ch, data, o) => this.broadcast(g, ch, data, o),
       recur: (input) => this.recur(input),
     };
+    // Bad arguments must reject the returned promise, never throw synchronously: `await
+    // ctx.sleep("x")` and `ctx.sleep("x").catch(…)` then behave the same.
+    const methods = ctx as unknown as Record<string, unknown>;
+    for (const [k, f] of Object.entries(methods)) {
+      if (typeof f !== "function") continue;
+      methods[k] = (...args: unknown[]) => {
+        try {
+          return (f as (...a: unknown[]) => unknown)(...args);
+        } catch (err) {
+          return Promise.reject(err);
+        }
+      };
+    }
     return Object.freeze(ctx);
   }
 

@@ -43,6 +43,12 @@ export class Worker implements ExecutionHost {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly background: BackgroundLoops;
   private claiming = false;
+  private claimLoop: Promise<void> | undefined;
+  private deliveryLoop: Promise<void> | undefined;
+  /** Slots promised to claims in flight and to claimed actors not yet running: concurrency is a hard limit. */
+  private reserved = 0;
+  private readonly starting = new Set<string>();
+  private readonly claimingIds = new Set<string>();
   private claimAgain = false;
   private readonly segments = new Set<Promise<void>>();
   private readonly dirtySources = new Set<string>();
@@ -89,7 +95,11 @@ export class Worker implements ExecutionHost {
       concurrency: this.cfg.concurrency,
     });
     this.wakeups.onWakeup((w) => this.onWakeup(w));
-    this.wakeups.onReconnect(() => this.kick());
+    // Hints were lost while disconnected: claim, and deliver whatever waits with messages pending.
+    this.wakeups.onReconnect(() => {
+      this.kick();
+      void this.sweep();
+    });
     this.heartbeatTimer = setInterval(
       () => void this.heartbeat(),
       Math.max(50, Math.floor(this.leaseMs / 3)),
@@ -106,6 +116,7 @@ export class Worker implements ExecutionHost {
     for (const t of this.localTimers.values()) clearTimeout(t);
     this.localTimers.clear();
     await this.background.stop();
+    await Promise.allSettled([this.claimLoop, this.deliveryLoop]);
     const deadline = new Promise<void>((r) => setTimeout(r, this.cfg.shutdownMs).unref());
     await Promise.race([Promise.allSettled([...this.segments]), deadline]);
     for (const exec of this.running.values()) {
@@ -121,7 +132,7 @@ export class Worker implements ExecutionHost {
   // ---- ExecutionHost -------------------------------------------------------------------
 
   onParked(exec: Execution, wait: WaitSpec): void {
-    this.running.delete(exec.id);
+    this.dropRunning(exec);
     this.parked.delete(exec.id);
     this.parked.set(exec.id, exec);
     while (this.parked.size > this.cfg.maxParked) {
@@ -174,8 +185,9 @@ export class Worker implements ExecutionHost {
    * them if that worker died).
    */
   async deliver(sources: readonly string[], stickyOnly: boolean): Promise<number> {
-    const free = this.cfg.concurrency - this.running.size;
+    const free = this.free();
     if (free <= 0 || this.stopping) return 0;
+    this.reserved += free;
     try {
       const delivered = await this.storage.channels.deliver(
         sources,
@@ -183,7 +195,9 @@ export class Worker implements ExecutionHost {
         this.leaseMs,
         free,
         stickyOnly,
+        this.types,
       );
+      this.reserved -= free;
       this.stats.deliveries += delivered.length;
       for (const d of delivered) this.launch(d.row, d.entry);
       await this.cfg.debugPoint("deliver:done", {
@@ -193,9 +207,33 @@ export class Worker implements ExecutionHost {
       });
       return delivered.length;
     } catch (err) {
+      this.reserved -= free;
       this.cfg.log("warn", "delivery failed; the sweep will retry", { error: String(err) });
       return 0;
     }
+  }
+
+  /** Forced delivery for every source with a waiting subscriber and a pending message. */
+  private async sweep(): Promise<void> {
+    try {
+      const sources = await this.storage.channels.pendingSources(1000);
+      if (sources.length > 0) await this.deliver(sources, false);
+    } catch (err) {
+      this.cfg.log("warn", "sweep after reconnect failed", { error: String(err) });
+    }
+  }
+
+  private free(): number {
+    return this.cfg.concurrency - this.running.size - this.starting.size - this.reserved;
+  }
+
+  private get types(): string[] {
+    return [...this.actors.keys()];
+  }
+
+  /** Forget an execution as running, unless a newer one for the same actor already took its place. */
+  private dropRunning(exec: Execution): void {
+    if (this.running.get(exec.id) === exec) this.running.delete(exec.id);
   }
 
   /** Claims runnable actors up to capacity; coalesces concurrent triggers into one more round. */
@@ -206,13 +244,19 @@ export class Worker implements ExecutionHost {
       return;
     }
     this.claiming = true;
-    void (async () => {
+    this.claimLoop = (async () => {
       try {
         do {
           this.claimAgain = false;
-          const free = this.cfg.concurrency - this.running.size;
+          const free = this.free();
           if (free <= 0) break;
-          const rows = await this.storage.actors.claimRunnable(this.cfg.id, this.leaseMs, free);
+          this.reserved += free;
+          let rows: ActorRow[];
+          try {
+            rows = await this.storage.actors.claimRunnable(this.cfg.id, this.leaseMs, free, this.types);
+          } finally {
+            this.reserved -= free;
+          }
           for (const row of rows) this.launch(row);
           if (rows.length === free) this.claimAgain = true; // there may be more
         } while (this.claimAgain && !this.stopping);
@@ -225,27 +269,39 @@ export class Worker implements ExecutionHost {
   }
 
   private async claimOne(id: string): Promise<void> {
-    if (this.running.has(id) || this.running.size >= this.cfg.concurrency) return;
+    if (this.running.has(id) || this.starting.has(id) || this.claimingIds.has(id) || this.free() <= 0) return;
+    this.claimingIds.add(id);
+    this.reserved++;
     try {
-      const row = await this.storage.actors.claim(id, this.cfg.id, this.leaseMs);
+      const row = await this.storage.actors.claim(id, this.cfg.id, this.leaseMs, this.types);
+      this.reserved--;
       if (row) this.launch(row);
     } catch (err) {
+      this.reserved--;
       this.cfg.log("warn", "claiming actor failed", { actorId: id, error: String(err) });
+    } finally {
+      this.claimingIds.delete(id);
     }
   }
 
   /** Runs a claimed actor: resumes its parked execution in memory when still valid, else replays. */
   private launch(row: ActorRow, entry?: JournalEntry): void {
+    this.starting.add(row.id);
     const p = this.resumeOrReplay(row, entry)
       .catch((err) =>
         this.cfg.log("error", "actor execution crashed", { actorId: row.id, error: String(err) }),
       )
-      .finally(() => this.segments.delete(p));
+      .finally(() => {
+        this.starting.delete(row.id);
+        this.segments.delete(p);
+      });
     this.segments.add(p);
   }
 
   private async resumeOrReplay(row: ActorRow, delivered?: JournalEntry): Promise<void> {
-    if (this.running.has(row.id)) return;
+    // We re-claimed an actor we still run: our lease had expired (we stalled), so that
+    // execution is fenced off already. Replace it under the new lease.
+    this.running.get(row.id)?.supersede();
     const def = this.actors.get(row.actor);
     if (!def) {
       // Another deployment may know this actor type: hand it back rather than fail it.
@@ -277,6 +333,7 @@ export class Worker implements ExecutionHost {
     this.parked.delete(row.id);
     exec ??= new Execution(this, def, row, this.cfg.id);
     this.running.set(row.id, exec);
+    this.starting.delete(row.id);
     const end = await exec.run();
     await this.settle(exec, end);
   }
@@ -287,13 +344,13 @@ export class Worker implements ExecutionHost {
       case "parked":
         return; // onParked moved it to the parked cache
       case "abandoned":
-        this.running.delete(exec.id);
+        this.dropRunning(exec);
         if (end.reason === "stopping") await this.storage.actors.release(fence).catch(() => {});
         this.cfg.log("info", "execution abandoned", { actorId: exec.id, reason: end.reason });
         return;
       case "recur": {
         // The next generation starts here, under the same lease, from an empty journal.
-        this.running.delete(exec.id);
+        this.dropRunning(exec);
         const row = await this.storage.actors.get(exec.id);
         if (row && row.leaseVersion === fence.leaseVersion && row.leaseOwner === this.cfg.id) {
           const next = new Execution(this, exec.def, row, this.cfg.id);
@@ -353,7 +410,7 @@ export class Worker implements ExecutionHost {
         await this.storage.lifecycle.beginCompensation(fence, this.leaseMs, error ?? null, exec.drainLocal());
       }
       const failedCompensations = await exec.runCompensations();
-      this.running.delete(exec.id);
+      this.dropRunning(exec);
       if (cancelled) {
         await this.storage.lifecycle.finishCancelled(fence, row.cancelReason, exec.drainLocal());
         this.wakeups.publish([{ kind: "finished", key: exec.id }]);
@@ -370,7 +427,7 @@ export class Worker implements ExecutionHost {
         : base;
       await this.finishWith(exec, { status: "failed", error: recorded });
     } catch (err) {
-      this.running.delete(exec.id);
+      this.dropRunning(exec);
       this.cfg.log("warn", "compensation interrupted (lease lost?); another worker resumes it", {
         actorId: exec.id,
         error: String(err),
@@ -387,7 +444,7 @@ export class Worker implements ExecutionHost {
     outcome:
       { status: "completed"; output: Buffer } | { status: "failed"; error: ReturnType<typeof recordError> },
   ): Promise<void> {
-    this.running.delete(exec.id);
+    this.dropRunning(exec);
     try {
       await this.storage.actors.finish(exec.fence, outcome, exec.drainLocal());
     } catch (err) {
@@ -437,7 +494,8 @@ export class Worker implements ExecutionHost {
 
   private async heartbeat(): Promise<void> {
     try {
-      await this.storage.actors.refreshLeases(this.cfg.id, this.leaseMs);
+      const held = [...this.running.values()].map((e) => e.fence);
+      await this.storage.actors.refreshLeases(this.cfg.id, this.leaseMs, held);
       await this.storage.locks.heartbeat(this.cfg.id);
       // Cancel requests whose wakeup was lost (Redis down) are found here.
       if (this.running.size > 0) {

@@ -29,21 +29,28 @@ export interface WaitSpec {
   until?: Date | undefined;
 }
 
+// Only actor types the claiming worker knows ($4): an unknown type is left for a worker that has it.
 const CLAIM = `
   UPDATE {schema}.actors a
      SET lease_owner = $1, lease_expires_at = now() + ${MS("$2")}, lease_version = a.lease_version + 1, updated_at = now()
     FROM (SELECT id FROM {schema}.actors
            WHERE status IN ('running','compensating') AND (lease_expires_at IS NULL OR lease_expires_at < now())
+             AND actor = ANY($4::text[])
            ORDER BY lease_expires_at NULLS FIRST, started_at
            LIMIT $3 FOR UPDATE SKIP LOCKED) c
    WHERE a.id = c.id
   RETURNING a.*`;
 
+// SKIP LOCKED: never queue behind a row another transaction holds (a stalled worker must not stall us).
 const CLAIM_ONE = `
-  UPDATE {schema}.actors
-     SET lease_owner = $2, lease_expires_at = now() + ${MS("$3")}, lease_version = lease_version + 1, updated_at = now()
-   WHERE id = $1 AND status IN ('running','compensating') AND (lease_expires_at IS NULL OR lease_expires_at < now())
-  RETURNING *`;
+  UPDATE {schema}.actors a
+     SET lease_owner = $2, lease_expires_at = now() + ${MS("$3")}, lease_version = a.lease_version + 1, updated_at = now()
+    FROM (SELECT id FROM {schema}.actors
+           WHERE id = $1 AND status IN ('running','compensating') AND (lease_expires_at IS NULL OR lease_expires_at < now())
+             AND actor = ANY($4::text[])
+           FOR UPDATE SKIP LOCKED) c
+   WHERE a.id = c.id
+  RETURNING a.*`;
 
 /**
  * Fenced journal append in ONE statement: the UPDATE proves the lease (and extends it),
@@ -149,15 +156,25 @@ export class ActorStore {
   }
 
   /** Takes the lease of up to `limit` runnable actors (free or expired lease), skipping rows others are claiming. */
-  async claimRunnable(worker: string, leaseMs: number, limit: number): Promise<ActorRow[]> {
-    if (limit <= 0) return [];
-    const { rows } = await this.c.db.query(this.c.sql(CLAIM), [worker, leaseMs, limit]);
+  async claimRunnable(
+    worker: string,
+    leaseMs: number,
+    limit: number,
+    types: readonly string[],
+  ): Promise<ActorRow[]> {
+    if (limit <= 0 || types.length === 0) return [];
+    const { rows } = await this.c.db.query(this.c.sql(CLAIM), [worker, leaseMs, limit, types]);
     return rows.map(actorFromRow);
   }
 
   /** Takes the lease of one actor if it is runnable and free. */
-  async claim(id: string, worker: string, leaseMs: number): Promise<ActorRow | null> {
-    const { rows } = await this.c.db.query(this.c.sql(CLAIM_ONE), [id, worker, leaseMs]);
+  async claim(
+    id: string,
+    worker: string,
+    leaseMs: number,
+    types: readonly string[],
+  ): Promise<ActorRow | null> {
+    const { rows } = await this.c.db.query(this.c.sql(CLAIM_ONE), [id, worker, leaseMs, types]);
     return rows[0] ? actorFromRow(rows[0]) : null;
   }
 
@@ -186,13 +203,12 @@ export class ActorStore {
     entries: (value: T) => readonly JournalEntry[],
   ): Promise<{ value: T; journalVersion: number }> {
     return this.c.db.transaction(async (tx) => {
-      const proof = await tx.query<{ journal_version: number }>(this.c.sql(FENCE), [
-        fence.actorId,
-        fence.leaseVersion,
-        0,
-        leaseMs,
-        fence.worker,
-      ]);
+      // A plain read, not a row lock: the row stays free while user code runs (a stalled
+      // worker must not block a takeover); the fence that counts is taken at commit time.
+      const proof = await tx.query(
+        this.c.sql("SELECT 1 FROM {schema}.actors WHERE id = $1 AND lease_version = $2 AND lease_owner = $3"),
+        [fence.actorId, fence.leaseVersion, fence.worker],
+      );
       if (!proof.rows[0]) throw new LockLostError(fence.actorId);
       const value = await fn(tx);
       const list = entries(value);
@@ -297,13 +313,18 @@ export class ActorStore {
     );
   }
 
-  /** Extends every lease this worker holds. */
-  async refreshLeases(worker: string, leaseMs: number): Promise<number> {
+  /**
+   * Extends the leases of the executions this worker really runs (by id AND lease version):
+   * a lease it no longer backs with a live execution is left to expire.
+   */
+  async refreshLeases(worker: string, leaseMs: number, held: readonly Fence[]): Promise<number> {
+    if (held.length === 0) return 0;
     const { rowCount } = await this.c.db.query(
       this.c.sql(`
         UPDATE {schema}.actors SET lease_expires_at = now() + ${MS("$2")}
-         WHERE lease_owner = $1 AND status IN ('running','compensating')`),
-      [worker, leaseMs],
+         WHERE lease_owner = $1 AND status IN ('running','compensating')
+           AND (id, lease_version) IN (SELECT * FROM unnest($3::text[], $4::bigint[]))`),
+      [worker, leaseMs, held.map((f) => f.actorId), held.map((f) => f.leaseVersion)],
     );
     return rowCount;
   }

@@ -331,7 +331,7 @@ export class ChannelStore {
       const { rows } = await tx.query<{ id: string; env: Uint8Array }>(
         this.c.sql(`
           SELECT m.id::text AS id, ${messageEnvelopeSql("m", "$3::text")} AS env FROM {schema}.messages m
-           WHERE m.channel = $1 AND m.id > $2 ORDER BY m.id LIMIT 1`),
+           WHERE m.channel = $1 AND m.id > $2 AND m.direct_to IS NULL ORDER BY m.id LIMIT 1`),
         [s.source, s.cursor, s.channel],
       );
       const row = rows[0];
@@ -345,9 +345,11 @@ export class ChannelStore {
     const { rows } = await tx.query<{ env: Uint8Array }>(
       this.c.sql(`
         UPDATE {schema}.messages m SET claimed_by = $2, claimed_at = now()
-         WHERE m.id = (SELECT id FROM {schema}.messages WHERE channel = $1 AND claimed_by IS NULL ORDER BY id LIMIT 1)
+         WHERE m.id = (SELECT id FROM {schema}.messages
+                        WHERE channel = $1 AND claimed_by IS NULL AND (direct_to IS NOT NULL) = ($4 = 'direct')
+                        ORDER BY id LIMIT 1)
         RETURNING ${messageEnvelopeSql("m", "$3::text")} AS env`),
-      [s.source, actorId, s.channel],
+      [s.source, actorId, s.channel, s.mode],
     );
     return rows[0] ? Buffer.from(rows[0].env) : null;
   }
@@ -367,11 +369,19 @@ export class ChannelStore {
     leaseMs: number,
     limit: number,
     stickyOnly: boolean,
+    types: readonly string[],
   ): Promise<DeliveredActor[]> {
-    if (sources.length === 0 || limit <= 0) return [];
+    if (sources.length === 0 || limit <= 0 || types.length === 0) return [];
     return this.c.db.transaction(async (tx) => {
       await tx.query(this.c.sql(LOCK_SOURCES_EXCLUSIVE), [sources]);
-      const { rows } = await tx.query(this.c.sql(DELIVER), [sources, stickyOnly, worker, limit, leaseMs]);
+      const { rows } = await tx.query(this.c.sql(DELIVER), [
+        sources,
+        stickyOnly,
+        worker,
+        limit,
+        leaseMs,
+        types,
+      ]);
       return rows.map((r) => ({
         row: actorFromRow(r),
         entry: {
@@ -392,8 +402,11 @@ export class ChannelStore {
         SELECT DISTINCT s.source FROM {schema}.subscriptions s
           JOIN {schema}.actors a ON a.id = s.actor_id AND a.status = 'waiting' AND a.wait_seq = s.wait_seq
          WHERE s.wait_seq IS NOT NULL AND (
-               (s.mode = 'broadcast' AND EXISTS (SELECT 1 FROM {schema}.messages m WHERE m.channel = s.source AND m.id > s.cursor))
-            OR (s.mode <> 'broadcast' AND EXISTS (SELECT 1 FROM {schema}.messages m WHERE m.channel = s.source AND m.claimed_by IS NULL)))
+               (s.mode = 'broadcast' AND EXISTS (SELECT 1 FROM {schema}.messages m
+                                                  WHERE m.channel = s.source AND m.id > s.cursor AND m.direct_to IS NULL))
+            OR (s.mode <> 'broadcast' AND EXISTS (SELECT 1 FROM {schema}.messages m
+                                                  WHERE m.channel = s.source AND m.claimed_by IS NULL
+                                                    AND (m.direct_to IS NOT NULL) = (s.mode = 'direct'))))
          LIMIT $1`),
       [limit],
     );
@@ -431,6 +444,7 @@ const DELIVER = `
      WHERE a.status = 'waiting'
        AND a.id IN (SELECT s.actor_id FROM {schema}.subscriptions s WHERE s.source = ANY($1) AND s.wait_seq IS NOT NULL)
        AND (NOT $2 OR a.sticky_worker IS NULL OR a.sticky_worker = $3)
+       AND a.actor = ANY($6::text[])
      LIMIT $4
      FOR UPDATE OF a SKIP LOCKED),
   bcast AS (
@@ -439,7 +453,8 @@ const DELIVER = `
       FROM locked l
       JOIN {schema}.subscriptions s ON s.actor_id = l.id AND s.wait_seq = l.wait_seq AND s.mode = 'broadcast' AND s.source = ANY($1)
       CROSS JOIN LATERAL (
-        SELECT * FROM {schema}.messages m WHERE m.channel = s.source AND m.id > s.cursor ORDER BY m.id LIMIT 1) m),
+        SELECT * FROM {schema}.messages m WHERE m.channel = s.source AND m.id > s.cursor AND m.direct_to IS NULL
+         ORDER BY m.id LIMIT 1) m),
   cw AS (
     SELECT l.id, l.wait_seq, l.wait_kind, l.wait_name, s.channel, s.source, s.mode,
            row_number() OVER (PARTITION BY s.source ORDER BY l.id) AS rn
@@ -447,9 +462,11 @@ const DELIVER = `
       JOIN {schema}.subscriptions s ON s.actor_id = l.id AND s.wait_seq = l.wait_seq AND s.mode <> 'broadcast' AND s.source = ANY($1)),
   cm AS (
     SELECT m.*, row_number() OVER (PARTITION BY m.channel ORDER BY m.id) AS rn
-      FROM (SELECT source, count(*) AS n FROM cw GROUP BY source) ws
+      FROM (SELECT source, mode, count(*) AS n FROM cw GROUP BY source, mode) ws
       CROSS JOIN LATERAL (
-        SELECT * FROM {schema}.messages m WHERE m.channel = ws.source AND m.claimed_by IS NULL ORDER BY m.id LIMIT ws.n) m),
+        SELECT * FROM {schema}.messages m
+         WHERE m.channel = ws.source AND m.claimed_by IS NULL AND (m.direct_to IS NOT NULL) = (ws.mode = 'direct')
+         ORDER BY m.id LIMIT ws.n) m),
   comp AS (
     SELECT cw.id, cw.wait_seq, cw.wait_kind, cw.wait_name, cw.channel, cw.source, cw.mode, cm.id AS mid, cm.published_at,
            ${messageEnvelopeSql("cm", "cw.channel")} AS env
