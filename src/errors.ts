@@ -234,5 +234,5 @@ for (const [code, cls] of [
   ["NON_RETRYABLE", NonRetryableError],
   ["STEP_FAILED", StepFailedError],
 ] as const) {
-  registerErrorClass(code, cls as unknown as new (...args: any[]) => TroupeError);
+  registerErrorClass(code, cls);
 }
