@@ -38,6 +38,8 @@ export interface Message<T = unknown> {
   metadata: Record<string, unknown>;
   /** The sending actor, when sent from inside an actor. */
   sender?: string;
+  /** Ambient context the publisher had (see the `context` option), if any. */
+  context?: Record<string, unknown>;
   publishedAt: Date;
 }
 

@@ -121,6 +121,7 @@ export function decode<T = unknown>(bytes: Uint8Array | null | undefined): T {
         publishedAt: new Date(header.publishedAt as number),
       };
       if (header.sender) msg.sender = header.sender;
+      if (header.context) msg.context = header.context;
       return msg as T;
     }
     default:
@@ -138,6 +139,6 @@ export function jsonText(encoded: Buffer): string | null {
  * user-facing channel name expression `ch`.
  */
 export function messageEnvelopeSql(m: string, ch: string): string {
-  const header = `convert_to(json_build_object('id', ${m}.id::text, 'channel', ${ch}, 'metadata', ${m}.metadata, 'sender', ${m}.sender, 'publishedAt', floor(extract(epoch from ${m}.published_at) * 1000))::text, 'UTF8')`;
+  const header = `convert_to(json_build_object('id', ${m}.id::text, 'channel', ${ch}, 'metadata', ${m}.metadata, 'sender', ${m}.sender, 'context', ${m}.context, 'publishedAt', floor(extract(epoch from ${m}.published_at) * 1000))::text, 'UTF8')`;
   return `('\\x03'::bytea || int4send(octet_length(${header})) || ${header} || ${m}.data)`;
 }

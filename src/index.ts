@@ -30,6 +30,7 @@ export type { ActorStatus } from "./storage/rows.js";
 export type { ListFilter } from "./storage/list-query.js";
 export type { TroupeOptions, Logger, LogLevel } from "./options.js";
 export type { Duration } from "./duration.js";
+export { asyncLocalContext, type ContextCodec } from "./context-propagation.js";
 export {
   TroupeError,
   ValidationError,

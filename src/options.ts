@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { Redis } from "ioredis";
 import type { ActorDefinition } from "./actor.js";
+import type { ContextCodec } from "./context-propagation.js";
 import { toMillis, type Duration } from "./duration.js";
 import { ValidationError } from "./errors.js";
 import { validateSchemaName } from "./storage/sql.js";
@@ -46,6 +47,13 @@ export interface TroupeOptions {
   shutdownTimeout?: Duration;
   /** Read channel messages older than this are deleted (default "7d"); unread ones are kept. */
   messageRetention?: Duration;
+  /** Finished actors (and their journals) older than this are deleted (default: kept forever). */
+  actorRetention?: Duration;
+  /**
+   * Ambient values (AsyncLocalStorage) captured at spawn/publish/send time, stored with the
+   * actor or message, and restored inside the actor and its steps. See asyncLocalContext().
+   */
+  context?: ContextCodec[];
   /** Receives troupe's log lines (default: warnings and errors to stderr). */
   logger?: Logger;
   /**
@@ -85,6 +93,7 @@ export interface ResolvedOptions {
   maxParked: number;
   shutdownMs: number;
   messageRetentionMs: number;
+  actorRetentionMs: number | undefined;
 }
 
 function positiveInt(v: unknown, what: string, dflt: number): number {
@@ -110,5 +119,7 @@ export function resolveOptions(o: TroupeOptions): ResolvedOptions {
     maxParked: positiveInt(o.maxCachedExecutions, "maxCachedExecutions", 10_000),
     shutdownMs: toMillis(o.shutdownTimeout ?? "10s", "shutdownTimeout"),
     messageRetentionMs: toMillis(o.messageRetention ?? "7d", "messageRetention"),
+    actorRetentionMs:
+      o.actorRetention === undefined ? undefined : toMillis(o.actorRetention, "actorRetention"),
   };
 }

@@ -22,6 +22,7 @@ import {
   type ResolvedOptions,
   type TroupeOptions,
 } from "./options.js";
+import { ContextPropagation } from "./context-propagation.js";
 import { ActorRef, actorInfo, type ActorInfo } from "./ref.js";
 import type { Database } from "./storage/database.js";
 import { PgDatabase } from "./storage/pg-database.js";
@@ -32,6 +33,15 @@ import { Storage } from "./storage/storage.js";
 import { LocalWakeups } from "./wakeups/local-wakeups.js";
 import { RedisWakeups } from "./wakeups/redis-wakeups.js";
 import type { Wakeups } from "./wakeups/wakeups.js";
+
+export interface TroupeStats {
+  byStatus: Record<ActorStatus, number>;
+  /** Run time (start to finish) of completed actors in the window; null when none. */
+  durationMs: { p50: number | null; p95: number | null };
+  completed: number;
+  /** Completions per second over the window; null when it cannot be computed. */
+  throughputPerSec: number | null;
+}
 
 /** One journaled operation, as history() yields it. */
 export interface HistoryEntry {
@@ -56,6 +66,8 @@ export interface SpawnOptions {
   id?: string;
   /** At most one active (running/waiting/compensating) actor may hold a uniqueKey. */
   uniqueKey?: string;
+  /** A repeat spawn with the same key returns the first actor (whatever id it was given). */
+  idempotencyKey?: string;
 }
 
 /** Events a Troupe emits (namespaced): subscribe with troupe.on(name, handler). */
@@ -109,6 +121,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   private worker: Worker | undefined;
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
+  private readonly propagation: ContextPropagation;
   private readonly finishedWaiters = new Map<string, Set<() => void>>();
 
   constructor(private readonly options: TroupeOptions = {}) {
@@ -117,6 +130,9 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       throw new ValidationError("Troupe options must be an object");
     validateConstructorOptions(options);
     this.opts = resolveOptions(options);
+    if (options.context !== undefined && !Array.isArray(options.context))
+      throw new ValidationError("context must be an array of codecs");
+    this.propagation = new ContextPropagation(options.context ?? []);
     chooseDatabase(options.database); // validate now: bad input fails at construction
     this.log = options.logger ?? defaultLogger;
     this.workerId = options.workerId ?? `${hostname()}-${process.pid}-${nanoid(6)}`;
@@ -185,8 +201,10 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       maxParked: this.opts.maxParked,
       shutdownMs: this.opts.shutdownMs,
       messageRetentionMs: this.opts.messageRetentionMs,
+      actorRetentionMs: this.opts.actorRetentionMs,
       log: this.log,
       debugPoint: debug ? async (n, i) => debug(n, i) : async () => {},
+      propagation: this.propagation,
       emit: (event, payload) => this.emit(event as "actor:completed", payload as { actorId: string }),
     });
     await this.worker.start();
@@ -241,6 +259,12 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     const resolved = this.resolveActor(def);
     const id = opts.id === undefined ? nanoid() : checkName(opts.id, "actor id", 255);
     const uniqueKey = opts.uniqueKey === undefined ? undefined : checkName(opts.uniqueKey, "uniqueKey", 255);
+    const idempotencyKey =
+      opts.idempotencyKey === undefined ? undefined : checkName(opts.idempotencyKey, "idempotencyKey", 255);
+    if (idempotencyKey) {
+      const first = await storage.actors.byIdempotencyKey(idempotencyKey);
+      if (first) return this.ref<O>(first.id);
+    }
     const bytes = encode(input, { maxBytes: this.opts.maxPayloadBytes, what: "input" });
     const { row, created } = await storage.actors.create({
       id,
@@ -248,10 +272,12 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       input: bytes,
       inputJson: jsonText(bytes),
       uniqueKey,
+      idempotencyKey,
+      context: this.propagation.capture(),
     });
-    if (!created && row.actor !== resolved.name) throw new ActorIdConflictError(id, row.actor);
-    if (created) this.wakeups?.publish([{ kind: "actor", key: id }]);
-    return this.ref<O>(id);
+    if (!created && row.actor !== resolved.name) throw new ActorIdConflictError(row.id, row.actor);
+    if (created) this.wakeups?.publish([{ kind: "actor", key: row.id }]);
+    return this.ref<O>(row.id);
   }
 
   private resolveActor(def: ActorDefinition | string): ActorDefinition {
@@ -290,7 +316,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     const metadata = checkMetadata(opts.metadata);
     const idempotencyKey =
       opts.idempotencyKey === undefined ? undefined : checkName(opts.idempotencyKey, "idempotencyKey", 255);
-    return { name, payload, metadata, idempotencyKey };
+    return { name, payload, metadata, idempotencyKey, context: this.propagation.capture() };
   }
 
   /** Publishes to a broadcast or competing channel. Returns the message id. */
@@ -305,6 +331,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       data: m.payload,
       metadata: m.metadata,
       idempotencyKey: m.idempotencyKey,
+      context: m.context,
     });
     this.wakeups?.publish([{ kind: "channel", key: m.name }]);
     return { id };
@@ -330,6 +357,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       metadata: m.metadata,
       idempotencyKey: m.idempotencyKey,
       directTo: actorId,
+      context: m.context,
     });
     this.wakeups?.publish([{ kind: "channel", key: source }]);
     return { id };
@@ -396,17 +424,58 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     return nextCursor ? { items: rows.map(actorInfo), nextCursor } : { items: rows.map(actorInfo) };
   }
 
-  /** Counts of actors by status (all six statuses present). */
-  async stats(): Promise<{ byStatus: Record<ActorStatus, number> }> {
+  /**
+   * Counts by status, and for actors that finished in the window (`since`, default all
+   * time; optionally one actor type): run durations p50/p95 in ms and completions per second.
+   */
+  async stats(filter: { actor?: string; since?: Date } = {}): Promise<TroupeStats> {
     const storage = this.requireStorage("stats");
+    if (filter.actor !== undefined) checkName(filter.actor, "actor name");
+    if (
+      filter.since !== undefined &&
+      (!(filter.since instanceof Date) || Number.isNaN(filter.since.getTime()))
+    ) {
+      throw new ValidationError("since must be a valid Date");
+    }
+    const params = [filter.actor ?? null, filter.since ?? null];
     const { rows } = await storage.db.query<{ status: ActorStatus; n: number }>(
-      storage.sql("SELECT status, count(*)::int AS n FROM {schema}.actors GROUP BY status"),
+      storage.sql(`SELECT status, count(*)::int AS n FROM {schema}.actors
+                    WHERE ($1::text IS NULL OR actor = $1) AND ($2::timestamptz IS NULL OR updated_at >= $2)
+                    GROUP BY status`),
+      params,
     );
     const byStatus = Object.fromEntries(
-      ["running", "waiting", "completed", "failed", "cancelled", "compensating"].map((s) => [s, 0]),
+      ["running", "waiting", "completed", "failed", "cancelled", "compensating"].map((st) => [st, 0]),
     ) as Record<ActorStatus, number>;
     for (const r of rows) byStatus[r.status] = Number(r.n);
-    return { byStatus };
+    const { rows: d } = await storage.db.query<{
+      p50: number | null;
+      p95: number | null;
+      n: number;
+      span: number | null;
+    }>(
+      storage.sql(`
+        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95,
+               count(*)::int AS n,
+               extract(epoch FROM (max(finished_at) - COALESCE($2::timestamptz, min(finished_at)))) AS span
+          FROM (SELECT finished_at, extract(epoch FROM (finished_at - started_at)) * 1000 AS ms
+                  FROM {schema}.actors
+                 WHERE status = 'completed' AND finished_at IS NOT NULL
+                   AND ($1::text IS NULL OR actor = $1) AND ($2::timestamptz IS NULL OR finished_at >= $2)) x`),
+      params,
+    );
+    const agg = d[0];
+    const span = agg?.span ? Number(agg.span) : 0;
+    return {
+      byStatus,
+      durationMs: {
+        p50: agg?.p50 == null ? null : Number(agg.p50),
+        p95: agg?.p95 == null ? null : Number(agg.p95),
+      },
+      completed: Number(agg?.n ?? 0),
+      throughputPerSec: span > 0 ? Number(agg?.n ?? 0) / span : null,
+    };
   }
 
   /**

@@ -9,6 +9,7 @@ export interface BackgroundConfig {
   leaseMs: number;
   pollMs: number;
   messageRetentionMs: number;
+  actorRetentionMs: number | undefined;
   log: (level: "debug" | "info" | "warn" | "error", msg: string, f?: Record<string, unknown>) => void;
   /** Forced delivery (ignoring stickiness) by this worker. */
   deliver: (sources: readonly string[]) => Promise<number>;
@@ -126,5 +127,13 @@ export class BackgroundLoops {
       if (n < 1000 || this.stopped) break;
     }
     if (removed > 0) this.log("debug", "retention removed read messages", { removed });
+    if (this.cfg.actorRetentionMs === undefined) return;
+    let actors = 0;
+    for (;;) {
+      const n = await this.storage.actors.deleteFinished(this.cfg.actorRetentionMs, 1000);
+      actors += n;
+      if (n < 1000 || this.stopped) break;
+    }
+    if (actors > 0) this.log("debug", "retention removed finished actors", { actors });
   }
 }

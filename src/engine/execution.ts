@@ -24,6 +24,7 @@ import { checkLabel, checkName } from "../names.js";
 import type { WaitSpec } from "../storage/actor-store.js";
 import type { SqlClient } from "../storage/database.js";
 import type { Wakeup } from "../wakeups/wakeups.js";
+import type { ContextPropagation, ContextSnapshot } from "../context-propagation.js";
 import type { ActorRow, Fence, JournalEntry } from "../storage/rows.js";
 import type { Storage } from "../storage/storage.js";
 import type { ActorContext, PublishOptions, ReceiveOptions, StepOptions } from "./context.js";
@@ -39,6 +40,8 @@ export interface ExecutionHost {
   readonly stopping: boolean;
   /** Called after a wait with a deadline was registered (to arm a local timer). */
   onParked(exec: Execution, wait: WaitSpec): void;
+  /** Captures and restores ambient context (trace, tenant …). */
+  readonly propagation: ContextPropagation;
   /** Publishes wakeups after a commit. */
   wake(wakeups: readonly Wakeup[]): void;
   /** Test hook: named points in the engine where tests can pause or kill the process. */
@@ -111,6 +114,7 @@ export class Execution {
     this.reader = new JournalReader(host.storage.journal, row.id, row.journalVersion);
     this.ctx = this.makeContext();
     this.input = decode(row.input);
+    this.context = row.context;
     this.mode = row.status === "compensating" || row.cancelRequestedAt !== null ? "compensate" : "normal";
   }
 
@@ -142,7 +146,7 @@ export class Execution {
         try {
           await runWithRetry(
             `compensate ${p.name}`,
-            () => c.run(),
+            () => this.host.propagation.restore(this.context, () => c.run()),
             resolveRetry(undefined, "compensation"),
             undefined,
           );
@@ -165,6 +169,7 @@ export class Execution {
   }
 
   private readonly input: unknown;
+  private readonly context: ContextSnapshot | null;
 
   get parkedAt(): Parked | undefined {
     return this.parked;
@@ -172,10 +177,12 @@ export class Execution {
 
   /** Starts (first segment) or continues the actor; resolves when it returns, throws, parks or is abandoned. */
   run(): Promise<SegmentEnd> {
-    this.finished ??= (async () => this.def.fn(this.ctx, this.input))().then(
-      (value): SegmentEnd => ({ kind: "returned", value }),
-      (error): SegmentEnd => ({ kind: "threw", error }),
-    );
+    this.finished ??= this.host.propagation
+      .restore(this.context, async () => this.def.fn(this.ctx, this.input))
+      .then(
+        (value): SegmentEnd => ({ kind: "returned", value }),
+        (error): SegmentEnd => ({ kind: "threw", error }),
+      );
     return Promise.race([this.finished, this.segment.promise]).then(async (end) => {
       if (end.kind === "returned" || end.kind === "threw") {
         // Let in-flight journal writes (concurrent steps) land before the final write.
@@ -635,7 +642,7 @@ export class Execution {
         this.fence,
         locals,
         { seq, kind: "publish", name, leaseMs: this.host.leaseMs },
-        { source: name, data: payload, metadata },
+        { source: name, data: payload, metadata, context: this.host.propagation.capture() },
       );
       this.host.wake([{ kind: "channel", key: name }]);
       await this.host.debugPoint("publish:after", { actorId: this.id, seq, channel: name });
@@ -665,7 +672,7 @@ export class Execution {
         this.fence,
         locals,
         { seq, kind: "send", name: source, leaseMs: this.host.leaseMs },
-        { source, data: payload, metadata, directTo: to },
+        { source, data: payload, metadata, directTo: to, context: this.host.propagation.capture() },
       );
       this.host.wake([{ kind: "channel", key: source }]);
       await this.host.debugPoint("send:after", { actorId: this.id, seq, channel: source });

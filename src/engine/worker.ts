@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import type { ActorDefinition } from "../actor.js";
 import { encode } from "../codec.js";
 import { LockLostError, recordError, UnknownActorError, type RecordedError } from "../errors.js";
+import type { ContextPropagation } from "../context-propagation.js";
 import type { WaitSpec } from "../storage/actor-store.js";
 import type { ActorRow, JournalEntry } from "../storage/rows.js";
 import type { Storage } from "../storage/storage.js";
@@ -20,8 +21,10 @@ export interface WorkerConfig {
   shutdownMs: number;
   /** Read messages older than this are deleted by the leader. */
   messageRetentionMs: number;
+  actorRetentionMs: number | undefined;
   log: (level: "debug" | "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
   debugPoint: (name: string, info: Record<string, unknown>) => Promise<void>;
+  propagation: ContextPropagation;
   emit: (event: string, payload: Record<string, unknown>) => void;
 }
 
@@ -69,9 +72,14 @@ export class Worker implements ExecutionHost {
       leaseMs: cfg.leaseMs,
       pollMs: cfg.pollMs,
       messageRetentionMs: cfg.messageRetentionMs,
+      actorRetentionMs: cfg.actorRetentionMs,
       log: cfg.log,
       deliver: (sources) => this.deliver(sources, false),
     });
+  }
+
+  get propagation(): ContextPropagation {
+    return this.cfg.propagation;
   }
 
   get id(): string {

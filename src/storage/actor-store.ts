@@ -341,6 +341,17 @@ export class ActorStore {
     return rows.map((r) => r.id);
   }
 
+  /** Retention: deletes finished actors (journals, archives, timers cascade) older than `ageMs`. */
+  async deleteFinished(ageMs: number, batch: number): Promise<number> {
+    const { rowCount } = await this.c.db.query(
+      this.c.sql(`DELETE FROM {schema}.actors WHERE id IN (
+                    SELECT id FROM {schema}.actors
+                     WHERE status IN ('completed','failed','cancelled') AND finished_at < now() - ${MS("$1")} LIMIT $2)`),
+      [ageMs, batch],
+    );
+    return rowCount;
+  }
+
   /** A stopping worker forgets its suspended executions so wakeups are not held back for it. */
   async clearSticky(worker: string): Promise<void> {
     await this.c.db.query(

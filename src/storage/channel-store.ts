@@ -46,6 +46,8 @@ export interface PublishInput {
   idempotencyKey?: string | undefined;
   /** For a direct message: the target actor (must exist). */
   directTo?: string | undefined;
+  /** Ambient context captured by the publisher. */
+  context?: Record<string, unknown> | null | undefined;
 }
 
 export interface DeliveredActor {
@@ -82,13 +84,20 @@ export class ChannelStore {
       this.c.sql(`
         WITH l AS (SELECT ${LOCK_SHARED("$1")} AS locked),
         ins AS (
-          INSERT INTO {schema}.messages (channel, data, metadata, idempotency_key, direct_to)
-          SELECT $1, $2, $3::jsonb, $4, $5 FROM l
+          INSERT INTO {schema}.messages (channel, data, metadata, idempotency_key, direct_to, context)
+          SELECT $1, $2, $3::jsonb, $4, $5, $6::jsonb FROM l
            WHERE $5::text IS NULL OR EXISTS (SELECT 1 FROM {schema}.actors WHERE id = $5)
           ON CONFLICT (channel, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
           RETURNING id)
         SELECT id::text FROM ins`),
-      [p.source, p.data, JSON.stringify(p.metadata), p.idempotencyKey ?? null, p.directTo ?? null],
+      [
+        p.source,
+        p.data,
+        JSON.stringify(p.metadata),
+        p.idempotencyKey ?? null,
+        p.directTo ?? null,
+        p.context ? JSON.stringify(p.context) : null,
+      ],
     );
     if (rows[0]) return rows[0].id;
     if (p.idempotencyKey) {
@@ -139,8 +148,8 @@ export class ChannelStore {
         WITH ${FENCED("AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM {schema}.actors WHERE id = $11))")},
         l AS (SELECT ${LOCK_SHARED("$9")} AS locked FROM f),
         ins AS (
-          INSERT INTO {schema}.messages (channel, data, metadata, sender, direct_to, origin_actor, origin_generation, origin_seq, origin_index)
-          SELECT $9, $10, $12::jsonb, f.id, $11, f.id, f.generation, $7, 0 FROM f, l
+          INSERT INTO {schema}.messages (channel, data, metadata, sender, direct_to, origin_actor, origin_generation, origin_seq, origin_index, context)
+          SELECT $9, $10, $12::jsonb, f.id, $11, f.id, f.generation, $7, 0, $14::jsonb FROM f, l
           RETURNING id),
         j AS (
           INSERT INTO {schema}.journal (actor_id, seq, kind, name, result)
@@ -160,6 +169,7 @@ export class ChannelStore {
         p.directTo ?? null,
         JSON.stringify(p.metadata),
         op.name,
+        p.context ? JSON.stringify(p.context) : null,
       ],
     );
     if (rows[0]?.id) return rows[0].id;

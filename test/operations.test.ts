@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import { AsyncLocalStorage } from "node:async_hooks";
+import { after, describe, test } from "node:test";
+import { actor, asyncLocalContext, type ActorContext, type Message, type TroupeError } from "../src/index.js";
+import { eventually, testTroupe } from "./helpers.js";
+
+const tenant = new AsyncLocalStorage<{ id: string }>();
+const trace = new AsyncLocalStorage<string>();
+
+const seen: Record<string, unknown> = {};
+const contextual = actor("contextual", async (ctx: ActorContext) => {
+  const inActor = tenant.getStore()?.id;
+  const inStep = await ctx.step("look", () => ({ tenant: tenant.getStore()?.id, trace: trace.getStore() }));
+  await ctx.publish("audit", { by: ctx.id }); // carries the restored context on
+  await ctx.subscribe("ctx-in", "direct");
+  const m = await ctx.receive("ctx-in", { timeout: "30s" });
+  seen[ctx.id] = { inActor, inStep, message: m?.context };
+  return { inActor, inStep, afterWait: tenant.getStore()?.id, messageContext: m?.context ?? null };
+});
+
+const listenerOf = actor("audit-reader", async (ctx: ActorContext) => {
+  await ctx.subscribe("audit", "competing");
+  const m = (await ctx.receive("audit", { timeout: "30s" })) as Message<unknown> | null;
+  return m?.context ?? null;
+});
+
+const job = actor("job", async (ctx: ActorContext, input: { ms: number }) => {
+  await ctx.sleep(input.ms);
+  return "ok";
+});
+
+describe("operations", () => {
+  const t = testTroupe({
+    actors: [contextual, listenerOf, job],
+    context: [asyncLocalContext("tenant", tenant), asyncLocalContext("trace", trace)],
+  });
+  after(() => t.stop());
+
+  test("context captured at spawn/send is restored inside the actor, its steps, after waits, and on messages", async () => {
+    await t.start();
+    const reader = await t.spawn(listenerOf, {});
+    const ref = await tenant.run({ id: "acme" }, () => trace.run("trace-1", () => t.spawn(contextual, {})));
+    await eventually(async () => (await t.get(ref.id))?.status === "waiting", "waiting for its message");
+    await tenant.run({ id: "other-tenant" }, () => t.send(ref.id, "ctx-in", "hi"));
+    assert.deepEqual(await ref.result({ timeout: "30s" }), {
+      inActor: "acme",
+      inStep: { tenant: "acme", trace: "trace-1" },
+      afterWait: "acme",
+      messageContext: { tenant: { id: "other-tenant" } },
+    });
+    // ctx.publish inside the actor carried the actor's own context to the audit message.
+    assert.deepEqual(await reader.result({ timeout: "30s" }), { tenant: { id: "acme" }, trace: "trace-1" });
+    const { rows } = await t._storage.db.query<{ context: unknown }>(
+      t._storage.sql("SELECT context FROM {schema}.actors WHERE id = $1"),
+      [ref.id],
+    );
+    assert.deepEqual(rows[0]!.context, { tenant: { id: "acme" }, trace: "trace-1" });
+  });
+
+  test("idempotency keys: a repeated spawn, publish or send returns the first result", async () => {
+    await t.start();
+    const a = await t.spawn(job, { ms: 1 }, { idempotencyKey: "order-42" });
+    const b = await t.spawn(job, { ms: 1 }, { idempotencyKey: "order-42" });
+    assert.equal(a.id, b.id);
+    const p1 = await t.publish("idem", 1, { idempotencyKey: "evt-1" });
+    const p2 = await t.publish("idem", 2, { idempotencyKey: "evt-1" });
+    assert.equal(p1.id, p2.id);
+    const s1 = await t.send(a.id, "box", 1, { idempotencyKey: "k" });
+    const s2 = await t.send(a.id, "box", 1, { idempotencyKey: "k" });
+    assert.equal(s1.id, s2.id);
+    const { rows } = await t._storage.db.query<{ n: number }>(
+      t._storage.sql(
+        "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel IN ('idem', 'box:' || $1)",
+      ),
+      [a.id],
+    );
+    assert.equal(rows[0]!.n, 2);
+  });
+
+  test("stats: counts by status, durations and throughput; retention of finished actors", async () => {
+    await t.start();
+    const since = new Date(Date.now() - 1000);
+    const refs = await Promise.all(Array.from({ length: 6 }, () => t.spawn(job, { ms: 20 })));
+    for (const r of refs) await r.result({ timeout: "30s" });
+    const s = await t.stats({ actor: "job", since });
+    assert.ok(s.byStatus.completed >= 6);
+    assert.ok(s.completed >= 6);
+    assert.ok(s.durationMs.p50 !== null && s.durationMs.p50 >= 20, `p50 ${s.durationMs.p50}`);
+    assert.ok(s.durationMs.p95 !== null && s.durationMs.p95 >= s.durationMs.p50);
+    await assert.rejects(t.stats({ since: new Date("x") }), (e: TroupeError) => e.code === "VALIDATION");
+    // Retention: finished actors older than the age go, with their journals; active ones stay.
+    const live = await t.spawn(job, { ms: 60_000 });
+    await eventually(async () => (await t.get(live.id))?.status === "waiting", "sleeping");
+    const removed = await t._storage.actors.deleteFinished(0, 1000);
+    assert.ok(removed >= 6);
+    assert.equal(await t.get(refs[0]!.id), null);
+    assert.equal((await t.get(live.id))?.status, "waiting");
+    const { rows } = await t._storage.db.query<{ n: number }>(
+      t._storage.sql("SELECT count(*)::int AS n FROM {schema}.journal WHERE actor_id = $1"),
+      [refs[0]!.id],
+    );
+    assert.equal(rows[0]!.n, 0);
+  });
+});
