@@ -20,7 +20,7 @@ const contextual = actor("contextual", async (ctx: ActorContext) => {
 
 const listenerOf = actor("audit-reader", async (ctx: ActorContext) => {
   await ctx.subscribe("audit", "competing");
-  const m = (await ctx.receive("audit", { timeout: "30s" })) as Message<unknown> | null;
+  const m: Message<unknown> | null = await ctx.receive("audit", { timeout: "30s" });
   return m?.context ?? null;
 });
 
