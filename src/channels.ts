@@ -14,18 +14,38 @@ export interface Channel<T = unknown> {
   readonly kind: "troupe.channel";
   readonly name: string;
   readonly schema: Schema<T> | undefined;
+  /**
+   * false: messages skip storage entirely and reach only in-memory listeners
+   * (troupe.listen) in processes that are up — for presence or typing indicators.
+   */
+  readonly durable: boolean;
   /** Type-only marker; never set. */
   readonly __type?: T;
 }
 
 export type ChannelLike<T = unknown> = Channel<T> | string;
 
-export function channel<T = unknown>(name: string, opts: { schema?: Schema<T> } = {}): Channel<T> {
+export function channel<T = unknown>(
+  name: string,
+  opts: { schema?: Schema<T>; durable?: boolean } = {},
+): Channel<T> {
   checkChannelName(name);
   if (opts.schema !== undefined && typeof opts.schema?.parse !== "function") {
     throw new ValidationError(`channel "${name}": schema must be an object with a parse(value) method`);
   }
-  return Object.freeze({ kind: "troupe.channel" as const, name, schema: opts.schema });
+  if (opts.durable !== undefined && typeof opts.durable !== "boolean") {
+    throw new ValidationError(`channel "${name}": durable must be true or false`);
+  }
+  return Object.freeze({
+    kind: "troupe.channel" as const,
+    name,
+    schema: opts.schema,
+    durable: opts.durable ?? true,
+  });
+}
+
+export function isDurable(ch: ChannelLike): boolean {
+  return typeof ch === "string" || ch.durable !== false;
 }
 
 /** A message as an actor receives it. */

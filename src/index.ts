@@ -31,6 +31,7 @@ export type { ListFilter } from "./storage/list-query.js";
 export type { TroupeOptions, Logger, LogLevel } from "./options.js";
 export type { Duration } from "./duration.js";
 export { asyncLocalContext, type ContextCodec } from "./context-propagation.js";
+export type { Listener } from "./listeners.js";
 export {
   TroupeError,
   ValidationError,

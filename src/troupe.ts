@@ -2,7 +2,14 @@ import { EventEmitter } from "eventemitter3";
 import { hostname } from "node:os";
 import { nanoid } from "nanoid";
 import { isActorDefinition, type ActorDefinition } from "./actor.js";
-import { channelName, checkMetadata, mailbox, validatePayload, type ChannelLike } from "./channels.js";
+import {
+  channelName,
+  checkMetadata,
+  isDurable,
+  mailbox,
+  validatePayload,
+  type ChannelLike,
+} from "./channels.js";
 import { decode, encode, jsonText } from "./codec.js";
 import {
   ActorIdConflictError,
@@ -23,6 +30,7 @@ import {
   type TroupeOptions,
 } from "./options.js";
 import { ContextPropagation } from "./context-propagation.js";
+import { Listeners, type Listener } from "./listeners.js";
 import { ActorRef, actorInfo, type ActorInfo } from "./ref.js";
 import type { Database } from "./storage/database.js";
 import { PgDatabase } from "./storage/pg-database.js";
@@ -122,6 +130,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private readonly propagation: ContextPropagation;
+  private messageListeners: Listeners | undefined;
   private readonly finishedWaiters = new Map<string, Set<() => void>>();
 
   constructor(private readonly options: TroupeOptions = {}) {
@@ -185,8 +194,13 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     this.wakeups = this.options.redis
       ? new RedisWakeups(this.options.redis, this.opts.schema, onError)
       : new LocalWakeups(scope);
+    const listeners = new Listeners(this.storage, this.wakeups, (e) =>
+      this.log("warn", "a listener failed", { error: String(e) }),
+    );
+    this.messageListeners = listeners;
     this.wakeups.onWakeup((w) => {
       if (w.kind === "finished") this.notifyFinished(w.key);
+      else if (w.kind === "channel" || w.kind === "ephemeral") listeners.onWakeup(w);
     });
     await this.wakeups.start();
     if (this.options.worker === false) return;
@@ -323,6 +337,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   async publish<T>(ch: ChannelLike<T>, data: T, opts: SendOptions = {}): Promise<{ id: string }> {
     const storage = this.requireStorage("publish");
     const m = this.prepareMessage(ch, data, opts);
+    if (!isDurable(ch)) return this.messageListeners!.publishEphemeral(m.name, m.payload, m.metadata);
     if ((await storage.channels.modeOf(m.name)) === "direct") {
       throw new ValidationError(`channel "${m.name}" is a direct channel: use send(actorId, channel, data)`);
     }
@@ -513,6 +528,21 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       case "already-cancelled":
         return;
     }
+  }
+
+  /**
+   * Calls `handler` for messages published on `channel` from now on, in this process only
+   * (at most once; a process that is down misses them). For code outside actors: a
+   * WebSocket gateway, a UI, a log tail. Works for durable and `{ durable: false }` channels.
+   * Returns a function that stops listening.
+   */
+  listen<T>(ch: ChannelLike<T>, handler: Listener<T>): () => void {
+    const name = channelName(ch);
+    if (typeof handler !== "function") throw new ValidationError("listen() needs a handler function");
+    this.requireStorage("listen");
+    return this.messageListeners!.listen<T>(name, (msg) =>
+      handler({ ...msg, data: validatePayload(ch, msg.data) }),
+    );
   }
 
   /** Current members of a process group. */

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { after, describe, test } from "node:test";
-import { actor, asyncLocalContext, type ActorContext, type Message, type TroupeError } from "../src/index.js";
+import {
+  actor,
+  asyncLocalContext,
+  channel,
+  type ActorContext,
+  type Message,
+  type TroupeError,
+} from "../src/index.js";
 import { eventually, testTroupe } from "./helpers.js";
 
 const tenant = new AsyncLocalStorage<{ id: string }>();
@@ -100,5 +107,49 @@ describe("operations", () => {
       [refs[0]!.id],
     );
     assert.equal(rows[0]!.n, 0);
+  });
+});
+
+const typist = actor("typist", async (ctx: ActorContext) => {
+  await ctx.publish(channel("typing", { durable: false }), { who: ctx.id });
+  await ctx.publish("room-log", { line: "hello" });
+  return "ok";
+});
+
+describe("listeners and non-durable channels", () => {
+  const t = testTroupe({ actors: [typist] });
+  after(() => t.stop());
+
+  test("listen() gets durable messages published after it started, at most once; non-durable ones skip storage", async () => {
+    await t.start();
+    await t.publish("room-log", { line: "before listening" });
+    const got: unknown[] = [];
+    const typing: unknown[] = [];
+    const stop = t.listen<{ line: string }>("room-log", (m) => void got.push(m.data.line));
+    const Typing = channel<{ who: string }>("typing", { durable: false });
+    const stopTyping = t.listen(Typing, (m) => void typing.push(m.data.who));
+    await t.publish("room-log", { line: "one" });
+    await t.publish(Typing, { who: "ana" });
+    await (await t.spawn(typist, {}, { id: "typist-1" })).result({ timeout: "30s" });
+    await eventually(() => got.length === 2 && typing.length === 2, "listeners fed");
+    assert.deepEqual(got, ["one", "hello"]);
+    assert.deepEqual(typing, ["ana", "typist-1"]);
+    const { rows } = await t._storage.db.query<{ n: number }>(
+      t._storage.sql("SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'typing'"),
+    );
+    assert.equal(rows[0]!.n, 0, "non-durable messages are never stored");
+    stop();
+    stopTyping();
+    await t.publish("room-log", { line: "after stop" });
+    await t.publish(Typing, { who: "bo" });
+    assert.deepEqual(got, ["one", "hello"]);
+    const err = await t
+      .spawn(
+        actor("bad-sub", async (ctx: ActorContext) => ctx.subscribe(Typing, "broadcast")),
+        {},
+      )
+      .then((r) => r.result({ timeout: "30s" }))
+      .catch((e: TroupeError) => e);
+    assert.equal((err as TroupeError & { error?: { code: string } }).error?.code, "VALIDATION");
   });
 });

@@ -3,6 +3,7 @@ import type { ActorDefinition } from "../actor.js";
 import {
   channelName,
   checkMetadata,
+  isDurable,
   checkMode,
   mailbox,
   sourceOf,
@@ -546,6 +547,11 @@ export class Execution {
 
   private async subscribe(ch: ChannelLike, mode: unknown): Promise<void> {
     const name = channelName(ch);
+    if (!isDurable(ch)) {
+      throw new ValidationError(
+        `channel "${name}" is not durable: actors cannot subscribe to it (use troupe.listen)`,
+      );
+    }
     const m = checkMode(mode);
     const seq = this.seq++;
     const e = await this.recorded(seq, "subscribe", name);
@@ -632,6 +638,7 @@ export class Execution {
     const payload = this.encodeValue(validatePayload(ch, data), `message for "${name}"`);
     const metadata = checkMetadata(o.metadata);
     const seq = this.seq++;
+    if (!isDurable(ch)) return this.publishEphemeral(seq, name, payload, metadata);
     const e = await this.recorded(seq, "publish", name);
     if (e) return this.replayed(e);
     return this.effect(seq, "publish", name, async (locals) => {
@@ -748,5 +755,17 @@ export class Execution {
     );
     this.end({ kind: "recur" });
     return forever();
+  }
+
+  /** Non-durable channels: sent through the wakeup transport only; recorded so a replay does not send again. */
+  private async publishEphemeral(seq: number, name: string, data: Buffer, metadata: Record<string, unknown>) {
+    const e = await this.recorded(seq, "publish-ephemeral", name);
+    if (e) return decode<{ id: string }>(e.result);
+    if (this.state === "abandoned") return forever<{ id: string }>();
+    const id = `e-${randomUUID()}`;
+    const msg = { id, channel: name, metadata, publishedAt: Date.now(), data, sender: this.id };
+    this.host.wake([{ kind: "ephemeral", key: name, payload: encode(msg) }]);
+    this.local.push({ seq, kind: "publish-ephemeral", name, result: encode({ id }), error: null });
+    return { id };
   }
 }

@@ -405,6 +405,32 @@ export class ChannelStore {
     });
   }
 
+  /** Newest message id on a channel (0 when empty): where a new listener starts. */
+  async newestId(source: string): Promise<string> {
+    const { rows } = await this.c.db.query<{ id: string }>(
+      this.c.sql(
+        "SELECT COALESCE(max(id), 0)::text AS id FROM {schema}.messages WHERE channel = $1 AND direct_to IS NULL",
+      ),
+      [source],
+    );
+    return rows[0]?.id ?? "0";
+  }
+
+  /** Published (non-direct) messages after `afterId`, as envelopes, oldest first. */
+  async messagesAfter(
+    source: string,
+    afterId: string,
+    limit: number,
+  ): Promise<{ id: string; env: Buffer }[]> {
+    const { rows } = await this.c.db.query<{ id: string; env: Uint8Array }>(
+      this.c
+        .sql(`SELECT m.id::text AS id, ${messageEnvelopeSql("m", "$1::text")} AS env FROM {schema}.messages m
+                   WHERE m.channel = $1 AND m.id > $2 AND m.direct_to IS NULL ORDER BY m.id LIMIT $3`),
+      [source, afterId, limit],
+    );
+    return rows.map((r) => ({ id: r.id, env: Buffer.from(r.env) }));
+  }
+
   /** Sources where a waiting subscriber has a pending message (what a lost wakeup would leave behind). */
   async pendingSources(limit: number): Promise<string[]> {
     const { rows } = await this.c.db.query<{ source: string }>(

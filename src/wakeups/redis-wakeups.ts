@@ -2,7 +2,7 @@ import { Redis, type RedisOptions } from "ioredis";
 import { Packr } from "msgpackr";
 import type { Wakeup, WakeupKind, Wakeups } from "./wakeups.js";
 
-const KINDS: WakeupKind[] = ["actor", "channel", "finished", "cancel"];
+const KINDS: WakeupKind[] = ["actor", "channel", "finished", "cancel", "ephemeral"];
 const packr = new Packr({ useRecords: false });
 
 /** Capped exponential backoff with full jitter, so a fleet does not reconnect in lockstep. */
@@ -13,7 +13,7 @@ export function reconnectDelay(attempt: number, capMs = 5000): number {
 
 /**
  * Redis pub/sub fan-out: every worker subscribes (on its own dedicated connection) to one
- * Redis channel per troupe schema. Frames are msgpack [kindIndex, key, kindIndex, key, …].
+ * Redis channel per troupe schema. Frames are msgpack [kindIndex, key, payload|null, …].
  */
 export class RedisWakeups implements Wakeups {
   private pub: Redis | undefined;
@@ -65,8 +65,8 @@ export class RedisWakeups implements Wakeups {
 
   publish(wakeups: readonly Wakeup[]): void {
     if (!this.pub || wakeups.length === 0) return;
-    const flat: (number | string)[] = [];
-    for (const w of wakeups) flat.push(KINDS.indexOf(w.kind), w.key);
+    const flat: (number | string | Uint8Array | null)[] = [];
+    for (const w of wakeups) flat.push(KINDS.indexOf(w.kind), w.key, w.payload ?? null);
     this.pub.publish(this.topic, packr.pack(flat)).catch((e: Error) => this.onError(e));
   }
 
@@ -78,11 +78,13 @@ export class RedisWakeups implements Wakeups {
       return; // not ours
     }
     if (!Array.isArray(flat)) return;
-    for (let i = 0; i + 1 < flat.length; i += 2) {
+    for (let i = 0; i + 2 < flat.length; i += 3) {
       const kind = KINDS[flat[i] as number];
       const key = flat[i + 1];
+      const payload = flat[i + 2];
       if (!kind || typeof key !== "string") continue;
-      for (const h of this.handlers) h({ kind, key });
+      const w: Wakeup = payload instanceof Uint8Array ? { kind, key, payload } : { kind, key };
+      for (const h of this.handlers) h(w);
     }
   }
 

@@ -7,11 +7,14 @@ export type WakeupKind =
   | "actor" // an actor became runnable
   | "channel" // a channel (message source) has new messages
   | "finished" // an actor reached a final status
-  | "cancel"; // cancellation was requested for an actor
+  | "cancel" // cancellation was requested for an actor
+  | "ephemeral"; // a message on a non-durable channel: the payload travels in the wakeup itself
 
 export interface Wakeup {
   kind: WakeupKind;
   key: string;
+  /** Only for "ephemeral": the encoded message. */
+  payload?: Uint8Array;
 }
 
 export interface Wakeups {
