@@ -112,8 +112,7 @@ export class Listeners {
     for (const h of [...handlers]) {
       try {
         const r = h(msg);
-        if (r && typeof (r).catch === "function")
-          (r).catch((e: unknown) => this.onError(e));
+        if (r && typeof r.catch === "function") r.catch((e: unknown) => this.onError(e));
       } catch (err) {
         this.onError(err);
       }

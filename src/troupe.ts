@@ -30,6 +30,9 @@ import {
   type TroupeOptions,
 } from "./options.js";
 import { ContextPropagation } from "./context-propagation.js";
+import { nextCronTime, parseCron } from "./cron.js";
+import { toMillis, type Duration } from "./duration.js";
+import type { ScheduleRow } from "./storage/schedule-store.js";
 import { Listeners, type Listener } from "./listeners.js";
 import { ActorRef, actorInfo, type ActorInfo } from "./ref.js";
 import type { Database } from "./storage/database.js";
@@ -41,6 +44,44 @@ import { Storage } from "./storage/storage.js";
 import { LocalWakeups } from "./wakeups/local-wakeups.js";
 import { RedisWakeups } from "./wakeups/redis-wakeups.js";
 import type { Wakeups } from "./wakeups/wakeups.js";
+
+export interface ScheduleOptions {
+  actor: ActorDefinition | string;
+  input?: unknown;
+  every?: Duration;
+  cron?: string;
+  /** Cap for the adaptive interval (default 16 × every). */
+  maxInterval?: Duration;
+  /** Growth of the interval after a quiet or failed run (default 2). */
+  backoffFactor?: number;
+  /** First run (default: now for intervals, the next cron time for cron). */
+  startAt?: Date;
+}
+
+export interface ScheduleInfo {
+  name: string;
+  actor: string;
+  cron: string | null;
+  everyMs: number | null;
+  currentIntervalMs: number | null;
+  /** null while a run is in progress. */
+  nextRunAt: Date | null;
+  lastRun: string | null;
+  runs: number;
+}
+
+function scheduleInfo(r: ScheduleRow): ScheduleInfo {
+  return {
+    name: r.name,
+    actor: r.actor,
+    cron: r.cron,
+    everyMs: r.everyMs,
+    currentIntervalMs: r.currentIntervalMs,
+    nextRunAt: r.nextRunAt,
+    lastRun: r.lastActorId,
+    runs: r.runs,
+  };
+}
 
 export interface TroupeStats {
   byStatus: Record<ActorStatus, number>;
@@ -543,6 +584,58 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     return this.messageListeners!.listen<T>(name, (msg) =>
       handler({ ...msg, data: validatePayload(ch, msg.data) }),
     );
+  }
+
+  /**
+   * A recurring actor: one run at a time, every `every` (adaptive: a run that returns
+   * `{ idle: true }` or fails stretches the next interval by `backoffFactor`, up to
+   * `maxInterval`; a run that did work resets it) or on a five-field UTC `cron`.
+   * Runs are actors with ids `<name>#<n>`. Re-scheduling a name replaces its timing.
+   */
+  async schedule(name: string, opts: ScheduleOptions): Promise<ScheduleInfo> {
+    const storage = this.requireStorage("schedule");
+    checkName(name, "schedule name", 150);
+    if (typeof opts !== "object" || opts === null) throw new ValidationError("schedule options are required");
+    const def = this.resolveActor(opts.actor);
+    if ((opts.every === undefined) === (opts.cron === undefined))
+      throw new ValidationError("give exactly one of every or cron");
+    const everyMs = opts.every === undefined ? null : toMillis(opts.every, "every");
+    if (everyMs !== null && everyMs < 10) throw new ValidationError("every must be at least 10ms");
+    const cron = opts.cron === undefined ? null : opts.cron;
+    const parsed = cron === null ? null : parseCron(cron);
+    const maxIntervalMs = opts.maxInterval === undefined ? null : toMillis(opts.maxInterval, "maxInterval");
+    const backoffFactor = opts.backoffFactor ?? 2;
+    if (typeof backoffFactor !== "number" || !(backoffFactor >= 1) || backoffFactor > 100) {
+      throw new ValidationError("backoffFactor must be a number from 1 to 100");
+    }
+    if (
+      opts.startAt !== undefined &&
+      (!(opts.startAt instanceof Date) || Number.isNaN(opts.startAt.getTime()))
+    ) {
+      throw new ValidationError("startAt must be a valid Date");
+    }
+    const input = encode(opts.input, { maxBytes: this.opts.maxPayloadBytes, what: "schedule input" });
+    const nextRunAt = opts.startAt ?? (parsed ? nextCronTime(parsed, new Date()) : new Date());
+    const row = await storage.schedules.upsert({
+      name,
+      actor: def.name,
+      input,
+      cron,
+      everyMs,
+      maxIntervalMs,
+      backoffFactor,
+      nextRunAt,
+    });
+    return scheduleInfo(row);
+  }
+
+  async unschedule(name: string): Promise<boolean> {
+    checkName(name, "schedule name", 150);
+    return this.requireStorage("unschedule").schedules.remove(name);
+  }
+
+  async schedules(): Promise<ScheduleInfo[]> {
+    return (await this.requireStorage("schedules").schedules.list()).map(scheduleInfo);
   }
 
   /** Current members of a process group. */

@@ -1,4 +1,5 @@
 import type { Storage } from "../storage/storage.js";
+import { advanceSchedules } from "./schedules.js";
 import type { Wakeups } from "../wakeups/wakeups.js";
 
 const LEADER_LOCK = "leader";
@@ -80,6 +81,8 @@ export class BackgroundLoops {
       await this.fireDueTimers();
       await this.announceExpiredLeases();
       await this.sweepPendingDeliveries();
+      const started = await advanceSchedules(this.storage);
+      this.wakeups.publish(started.map((key) => ({ kind: "actor" as const, key })));
       if (Date.now() - this.lastRetention > RETENTION_EVERY_MS) {
         this.lastRetention = Date.now();
         await this.applyRetention();
