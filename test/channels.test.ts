@@ -234,7 +234,7 @@ describe("channels", () => {
     await ref.send("inbox", "ref-3");
     await (await t.spawn(sender, { to: "mbox", ch: "inbox", n: 2 })).result({ timeout: "30s" });
     await t.send("mbox", "go", true);
-    const got = (await ref.result({ timeout: "30s" }));
+    const got = await ref.result({ timeout: "30s" });
     assert.deepEqual(
       got.map((m) => m.data),
       ["before-1", "before-2", "ref-3", 0, 1],
@@ -271,7 +271,7 @@ describe("channels", () => {
     await t.start();
     const ref = await t.spawn(collector, { ch: "blobs", mode: "direct", n: 1, ready: "blob-ready" });
     await t.send(ref.id, "blobs", { raw: new Uint8Array([9, 8, 7]), when: new Date(0) });
-    const [m] = (await ref.result({ timeout: "30s" }));
+    const [m] = await ref.result({ timeout: "30s" });
     const data = m!.data as { raw: Uint8Array; when: Date };
     assert.deepEqual([...data.raw], [9, 8, 7]);
     assert.equal(data.when.getTime(), 0);
