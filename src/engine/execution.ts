@@ -56,7 +56,7 @@ export type SegmentEnd =
   | { kind: "recur" } // continue-as-new committed: start the next generation
   | { kind: "threw"; error: unknown }
   | { kind: "parked" }
-  | { kind: "abandoned"; reason: "lock-lost" | "stopping" }
+  | { kind: "abandoned"; reason: "lock-lost" | "stopping" | "transient" }
   | { kind: "fatal"; error: TroupeError };
 
 interface Parked {
@@ -69,6 +69,17 @@ interface Parked {
 class Deferred<T> {
   resolve!: (v: T) => void;
   readonly promise = new Promise<T>((r) => (this.resolve = r));
+}
+
+/** Deadlocks, serialization failures and lost connections: the database's "try again". */
+export function isTransientDatabaseError(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code === "string" && (code.startsWith("40") || code.startsWith("08") || code === "57P01"))
+    return true;
+  if (typeof code === "string" && ["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT"].includes(code))
+    return true;
+  const msg = err instanceof Error ? err.message : "";
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(msg);
 }
 
 /** Never settles: given to actor code after the execution was abandoned, so it simply stops. */
@@ -241,6 +252,12 @@ export class Execution {
     } catch (err) {
       if (err instanceof LockLostError) {
         this.end({ kind: "abandoned", reason: "lock-lost" });
+        return forever();
+      }
+      if (isTransientDatabaseError(err)) {
+        // Each journal write commits atomically with its effect, so a failed one left
+        // nothing behind: stop, hand the lease back and replay, rather than fail the actor.
+        this.end({ kind: "abandoned", reason: "transient" });
         return forever();
       }
       throw err;
@@ -482,7 +499,7 @@ export class Execution {
           (err) => err instanceof LockLostError || err instanceof TroupeError,
         );
       } catch (err) {
-        if (err instanceof LockLostError) throw err;
+        if (err instanceof LockLostError || isTransientDatabaseError(err)) throw err;
         await this.append({ seq, kind: "tx", name, result: null, error: recordError(err) });
         throw err;
       }

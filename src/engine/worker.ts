@@ -353,7 +353,10 @@ export class Worker implements ExecutionHost {
         return; // onParked moved it to the parked cache
       case "abandoned":
         this.dropRunning(exec);
-        if (end.reason === "stopping") await this.storage.actors.release(fence).catch(() => {});
+        if (end.reason !== "lock-lost") {
+          await this.storage.actors.release(fence).catch(() => {});
+          if (end.reason === "transient") this.kick(); // replay from the journal: nothing half-done was committed
+        }
         this.cfg.log("info", "execution abandoned", { actorId: exec.id, reason: end.reason });
         return;
       case "recur": {
@@ -500,7 +503,11 @@ export class Worker implements ExecutionHost {
     }
   }
 
+  private heartbeating = false;
+
   private async heartbeat(): Promise<void> {
+    if (this.heartbeating) return; // never pile refreshes up behind a slow one
+    this.heartbeating = true;
     try {
       const held = [...this.running.values()].map((e) => e.fence);
       await this.storage.actors.refreshLeases(this.cfg.id, this.leaseMs, held);
@@ -512,6 +519,8 @@ export class Worker implements ExecutionHost {
       }
     } catch (err) {
       this.cfg.log("warn", "lease refresh failed", { error: String(err) });
+    } finally {
+      this.heartbeating = false;
     }
   }
 }

@@ -319,11 +319,16 @@ export class ActorStore {
    */
   async refreshLeases(worker: string, leaseMs: number, held: readonly Fence[]): Promise<number> {
     if (held.length === 0) return 0;
+    // Rows locked in id order and SKIP LOCKED: a row busy in a journal write is skipped
+    // (that write extends the lease itself), and two refreshes can never deadlock.
     const { rowCount } = await this.c.db.query(
       this.c.sql(`
-        UPDATE {schema}.actors SET lease_expires_at = now() + ${MS("$2")}
-         WHERE lease_owner = $1 AND status IN ('running','compensating')
-           AND (id, lease_version) IN (SELECT * FROM unnest($3::text[], $4::bigint[]))`),
+        UPDATE {schema}.actors a SET lease_expires_at = now() + ${MS("$2")}
+          FROM (SELECT id FROM {schema}.actors
+                 WHERE lease_owner = $1 AND status IN ('running','compensating')
+                   AND (id, lease_version) IN (SELECT * FROM unnest($3::text[], $4::bigint[]))
+                 ORDER BY id FOR UPDATE SKIP LOCKED) c
+         WHERE a.id = c.id`),
       [worker, leaseMs, held.map((f) => f.actorId), held.map((f) => f.leaseVersion)],
     );
     return rowCount;
