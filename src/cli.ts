@@ -7,6 +7,8 @@ import { parseArgs } from "node:util";
 import { TroupeError } from "./errors.js";
 import { Troupe, type HistoryEntry } from "./troupe.js";
 import type { ActorStatus } from "./storage/rows.js";
+import { OUTBOX_HELP, OUTBOX_OPTIONS, outboxCommand } from "./outbox/outbox-command.js";
+import { SERVE_HELP, SERVE_OPTIONS, serveCommand } from "./serve/serve-command.js";
 
 const HELP = `troupe <command> [options]
 
@@ -19,6 +21,8 @@ Commands:
   members <group>                  members of a process group
   groups                           every group with its size
   stats                            actors by status
+${SERVE_HELP}
+${OUTBOX_HELP}
 
 Options:
   --database URL|DIR   postgres://… or a PGlite directory (default: $TROUPE_DATABASE_URL, $DATABASE_URL, ./.troupe)
@@ -51,6 +55,8 @@ async function main(argv: string[]): Promise<number> {
       cursor: { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
+      ...SERVE_OPTIONS,
+      ...OUTBOX_OPTIONS,
     },
   });
   const [command, ...args] = positionals;
@@ -65,7 +71,7 @@ async function main(argv: string[]): Promise<number> {
     ...(redis ? { redis } : {}),
     ...(values.schema ? { schema: values.schema } : {}),
     worker: false,
-    migrate: command === "migrate",
+    migrate: command === "migrate" || command === "serve",
   });
   const print = (v: unknown, human: () => string) =>
     process.stdout.write((values.json ? JSON.stringify(v, null, 2) : human()) + "\n");
@@ -147,6 +153,10 @@ async function main(argv: string[]): Promise<number> {
         );
         return 0;
       }
+      case "serve":
+        return await serveCommand(troupe, values);
+      case "outbox":
+        return await outboxCommand(troupe, args, values, print);
       default:
         process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
         return 1;

@@ -53,3 +53,14 @@ export {
   NotCancellableError,
   type RecordedError,
 } from "./errors.js";
+export type { CloudEvent, CloudEventInput } from "./outbox/cloudevent.js";
+export type { OutboxStore, OutboxEntry, OutboxStatus } from "./outbox/outbox-store.js";
+export {
+  OutboxRelay,
+  type OutboxRelayOptions,
+  type OutboxRelayEvents,
+  type BackoffOptions,
+} from "./outbox/relay.js";
+export { httpSink, type HttpSinkOptions } from "./outbox/http-sink.js";
+export { SinkError, type OutboxSink, type SendInfo } from "./outbox/sink.js";
+export { createServer, TroupeServer, type ServerOptions } from "./serve/server.js";

@@ -5,6 +5,7 @@ import type { ContextCodec } from "./context-propagation.js";
 import { toMillis, type Duration } from "./duration.js";
 import { ValidationError } from "./errors.js";
 import { validateSchemaName } from "./storage/sql.js";
+import type { OutboxRelayOptions } from "./outbox/relay.js";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type Logger = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void;
@@ -61,6 +62,11 @@ export interface TroupeOptions {
    * tests can hit an exact window. Never needed in production.
    */
   debugPoint?: (name: string, info: Record<string, unknown>) => void | Promise<void>;
+  /**
+   * Relay the transactional outbox (ctx.emit / troupe.emitEvent) from this process to a sink, e.g.
+   * `{ sink: httpSink({ url }) }`. Any number of processes may relay; none sends an event twice.
+   */
+  outbox?: OutboxRelayOptions;
 }
 
 export type DatabaseChoice =

@@ -36,6 +36,9 @@ import type { ScheduleRow } from "./storage/schedule-store.js";
 import { Listeners, type Listener } from "./listeners.js";
 import { ActorRef, actorInfo, type ActorInfo } from "./ref.js";
 import type { Database } from "./storage/database.js";
+import { DEFAULT_SOURCE, type OutboxStore } from "./outbox/outbox-store.js";
+import { prepareEvent, type CloudEventInput } from "./outbox/cloudevent.js";
+import { OutboxRelay } from "./outbox/relay.js";
 import { PgDatabase } from "./storage/pg-database.js";
 import { PGliteDatabase } from "./storage/pglite-database.js";
 import type { ListFilter } from "./storage/list-query.js";
@@ -168,6 +171,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   private storage: Storage | undefined;
   private wakeups: Wakeups | undefined;
   private worker: Worker | undefined;
+  private relay: OutboxRelay | undefined;
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private readonly propagation: ContextPropagation;
@@ -244,6 +248,10 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       else if (w.kind === "channel" || w.kind === "ephemeral") listeners.onWakeup(w);
     });
     await this.wakeups.start();
+    if (this.options.outbox) {
+      this.relay = new OutboxRelay(this.storage.outbox, { logger: this.log, ...this.options.outbox });
+      this.relay.start();
+    }
     if (this.options.worker === false) return;
 
     const debug = this.options.debugPoint;
@@ -277,6 +285,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   /** Reverse order of start; every step runs even if an earlier one fails. */
   private async teardown(): Promise<void> {
     const steps: [string, (() => Promise<void>) | undefined][] = [
+      ["outbox relay", this.relay && (() => this.relay!.stop())],
       ["worker", this.worker && (() => this.worker!.stop())],
       ["wakeups", this.wakeups && (() => this.wakeups!.stop())],
       ["storage", this.storage && (() => this.storage!.close())],
@@ -290,6 +299,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       }
     }
     this.worker = undefined;
+    this.relay = undefined;
     this.wakeups = undefined;
     this.storage = undefined;
     for (const set of this.finishedWaiters.values()) for (const w of set) w();
@@ -439,6 +449,26 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     // Members that joined between the two reads still get their message by the sweep.
     this.wakeups?.publish(members.map((id) => ({ kind: "channel" as const, key: mailbox(m.name, id) })));
     return { count };
+  }
+
+  /**
+   * A CloudEvent into the transactional outbox from outside any actor (source defaults to
+   * troupe://troupe). An id already in the outbox is not written again. (Not `emit`: that is
+   * the EventEmitter's.)
+   */
+  async emitEvent(event: CloudEventInput): Promise<{ id: string }> {
+    const storage = this.requireStorage("emitEvent");
+    const prepared = prepareEvent(event, {
+      maxBytes: this.opts.maxPayloadBytes,
+      defaultSource: DEFAULT_SOURCE,
+    });
+    const { id } = await storage.outbox.emit(prepared);
+    return { id };
+  }
+
+  /** The outbox: counts(), deadLetters(), redrive(), get(eventId). */
+  get outbox(): OutboxStore {
+    return this.requireStorage("outbox").outbox;
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { ChannelLike, ChannelMode, Message } from "../channels.js";
 import type { Duration } from "../duration.js";
 import type { SqlClient } from "../storage/database.js";
+import type { CloudEventInput } from "../outbox/cloudevent.js";
 import type { AttemptInfo, RetryPolicy } from "./retry.js";
 
 export interface StepOptions {
@@ -76,6 +77,13 @@ export interface ActorContext {
     data: T,
     options?: PublishOptions,
   ): Promise<{ count: number }>;
+
+  // ---- outbox ----
+  /**
+   * A CloudEvent into the transactional outbox, written with this operation's journal entry
+   * (once, even across crashes and replays); a relay sends it to the configured sink.
+   */
+  emit(event: CloudEventInput): Promise<{ id: string }>;
 
   /**
    * Continue-as-new: same id, a fresh journal (the old one is archived and stays readable

@@ -22,6 +22,7 @@ import {
   recordError,
 } from "../errors.js";
 import { checkLabel, checkName } from "../names.js";
+import { prepareEvent, type CloudEventInput } from "../outbox/cloudevent.js";
 import type { WaitSpec } from "../storage/actor-store.js";
 import type { SqlClient } from "../storage/database.js";
 import type { Wakeup } from "../wakeups/wakeups.js";
@@ -376,6 +377,7 @@ export class Execution {
         return this.deterministicAsync("members", g, () => this.host.storage.groups.members(g));
       },
       broadcast: (g, ch, data, o) => this.broadcast(g, ch, data, o),
+      emit: (event) => this.emitEvent(event),
       recur: (input) => this.recur(input),
     };
     // Bad arguments must reject the returned promise, never throw synchronously: `await
@@ -784,5 +786,20 @@ export class Execution {
     this.host.wake([{ kind: "ephemeral", key: name, payload: encode(msg) }]);
     this.local.push({ seq, kind: "publish-ephemeral", name, result: encode({ id }), error: null });
     return { id };
+  }
+
+  private async emitEvent(event: CloudEventInput): Promise<{ id: string }> {
+    const prepared = prepareEvent(event, { maxBytes: this.host.maxPayloadBytes }); // bad input changes nothing
+    const seq = this.seq++;
+    const e = await this.recorded(seq, "emit", prepared.type);
+    if (e) return this.replayed(e);
+    return this.effect(seq, "emit", prepared.type, (locals) =>
+      this.host.storage.outbox.emitFromActor(
+        this.fence,
+        locals,
+        { seq, leaseMs: this.host.leaseMs, generation: this.generation },
+        prepared,
+      ),
+    );
   }
 }

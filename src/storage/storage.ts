@@ -6,6 +6,7 @@ import { GroupStore } from "./group-store.js";
 import { JournalStore } from "./journal-store.js";
 import { LifecycleStore } from "./lifecycle-store.js";
 import { LockStore } from "./lock-store.js";
+import { OutboxStore } from "../outbox/outbox-store.js";
 import { ScheduleStore } from "./schedule-store.js";
 import { checkSchema, migrate } from "./migrate.js";
 import { TimerStore } from "./timer-store.js";
@@ -22,6 +23,7 @@ export class Storage {
   readonly locks: LockStore;
   readonly channels: ChannelStore;
   readonly groups: GroupStore;
+  readonly outbox: OutboxStore;
   readonly lifecycle: LifecycleStore;
   readonly schedules: ScheduleStore;
   private readonly ctx: StoreContext;
@@ -37,6 +39,7 @@ export class Storage {
     this.locks = new LockStore(this.ctx);
     this.channels = new ChannelStore(this.ctx, this.actors);
     this.groups = new GroupStore(this.ctx, this.actors);
+    this.outbox = new OutboxStore(this.ctx);
     this.lifecycle = new LifecycleStore(this.ctx, this.actors);
     this.schedules = new ScheduleStore(this.ctx);
   }
