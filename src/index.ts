@@ -64,3 +64,23 @@ export {
 export { httpSink, type HttpSinkOptions } from "./outbox/http-sink.js";
 export { SinkError, type OutboxSink, type SendInfo } from "./outbox/sink.js";
 export { createServer, TroupeServer, type ServerOptions } from "./serve/server.js";
+export {
+  readStream,
+  type StreamEvent,
+  type JournalStreamEvent,
+  type MessageStreamEvent,
+  type ReadStreamOptions,
+  type StreamPage,
+} from "./stream/event-stream.js";
+export { STREAM_START, comparePositions, type StreamPosition } from "./stream/position.js";
+export {
+  catchUp,
+  runProjection,
+  projectionPosition,
+  resetProjection,
+  type CatchUpOptions,
+  type ProjectionOptions,
+  type ProjectionHandler,
+  type ProjectionProgress,
+  type BatchInfo,
+} from "./stream/projection.js";

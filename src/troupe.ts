@@ -30,6 +30,21 @@ import {
   type TroupeOptions,
 } from "./options.js";
 import { ContextPropagation } from "./context-propagation.js";
+import {
+  readStream as readEventStream,
+  type ReadStreamOptions,
+  type StreamPage,
+} from "./stream/event-stream.js";
+import type { StreamPosition } from "./stream/position.js";
+import {
+  catchUp as catchUpProjection,
+  projectionPosition as storedProjectionPosition,
+  resetProjection as resetStoredProjection,
+  runProjection as runStoredProjection,
+  type CatchUpOptions,
+  type ProjectionOptions,
+  type ProjectionProgress,
+} from "./stream/projection.js";
 import { nextCronTime, parseCron } from "./cron.js";
 import { toMillis, type Duration } from "./duration.js";
 import type { ScheduleRow } from "./storage/schedule-store.js";
@@ -666,6 +681,32 @@ export class Troupe extends EventEmitter<TroupeEvents> {
 
   async schedules(): Promise<ScheduleInfo[]> {
     return (await this.requireStorage("schedules").schedules.list()).map(scheduleInfo);
+  }
+
+  /**
+   * The global event stream — journal entries (archived ones too) and published messages —
+   * after a position, in an order that never skips a row committed later.
+   */
+  async readStream(opts: ReadStreamOptions = {}): Promise<StreamPage> {
+    return readEventStream(this.requireStorage("readStream"), opts);
+  }
+
+  /** Follows the stream as the named projection until `opts.signal` aborts (at least once, resumable by name). */
+  async runProjection(opts: ProjectionOptions): Promise<ProjectionProgress> {
+    return runStoredProjection(this.requireStorage("runProjection"), opts);
+  }
+
+  /** Handles what is readable now for the named projection, then returns. */
+  async catchUp(opts: CatchUpOptions): Promise<ProjectionProgress> {
+    return catchUpProjection(this.requireStorage("catchUp"), opts);
+  }
+
+  async projectionPosition(name: string): Promise<StreamPosition | null> {
+    return storedProjectionPosition(this.requireStorage("projectionPosition"), name);
+  }
+
+  async resetProjection(name: string, position?: StreamPosition): Promise<void> {
+    return resetStoredProjection(this.requireStorage("resetProjection"), name, position);
   }
 
   /** Current members of a process group. */

@@ -212,8 +212,8 @@ export class LifecycleStore {
       await this.actors.fenceAndInsert(tx, fence, entries, leaseMs);
       await tx.query(
         this.c
-          .sql(`INSERT INTO {schema}.journal_archive (actor_id, generation, seq, kind, name, result, error, created_at)
-                    SELECT j.actor_id, a.generation, j.seq, j.kind, j.name, j.result, j.error, j.created_at
+          .sql(`INSERT INTO {schema}.journal_archive (actor_id, generation, seq, kind, name, result, error, created_at, txid)
+                    SELECT j.actor_id, a.generation, j.seq, j.kind, j.name, j.result, j.error, j.created_at, j.txid
                       FROM {schema}.journal j JOIN {schema}.actors a ON a.id = j.actor_id WHERE j.actor_id = $1`),
         [fence.actorId],
       );

@@ -79,14 +79,17 @@ export async function checkSchema(db: Database, schema: string): Promise<number>
       `schema "${schema}" has no troupe tables; start with migrate: true or run \`troupe migrate\``,
     );
   }
-  const res = await db.query<{ v: number | null }>(
-    bindSchema(schema, "SELECT max(version) AS v FROM {schema}.migrations"),
+  const res = await db.query<{ version: number }>(
+    bindSchema(schema, "SELECT version FROM {schema}.migrations"),
   );
-  const current = Number(res.rows[0]?.v ?? 0);
+  const applied = new Set(res.rows.map((r) => Number(r.version)));
+  const current = Math.max(0, ...applied);
   if (current > latest) throw new SchemaTooNewError(current, latest);
-  if (current < latest) {
+  // Every migration this code knows must be there, not just the newest one.
+  const missing = migrations.filter((m) => !applied.has(m.version)).map((m) => m.version);
+  if (missing.length > 0) {
     throw new SchemaMissingError(
-      `schema "${schema}" is at migration ${current}, this troupe needs ${latest}; run migrations`,
+      `schema "${schema}" lacks migration(s) ${missing.join(", ")}; run migrations`,
     );
   }
   return current;
