@@ -141,6 +141,9 @@ export class Worker implements ExecutionHost {
 
   onParked(exec: Execution, wait: WaitSpec): void {
     this.dropRunning(exec);
+    // Claim again only if we had been full (the common park must not cost a query).
+    if (this.free() === 1) queueMicrotask(() => this.slotFreed());
+    else if (this.dirtySources.size > 0 && !this.delivering) void this.drainDirtySources();
     this.parked.delete(exec.id);
     this.parked.set(exec.id, exec);
     while (this.parked.size > this.cfg.maxParked) {
@@ -177,14 +180,25 @@ export class Worker implements ExecutionHost {
   private async drainDirtySources(): Promise<void> {
     this.delivering = true;
     try {
-      while (this.dirtySources.size > 0 && !this.stopping) {
+      while (this.dirtySources.size > 0 && !this.stopping && this.free() > 0) {
         const batch = [...this.dirtySources].slice(0, 500);
-        for (const s of batch) this.dirtySources.delete(s);
-        await this.deliver(batch, true);
+        for (const src of batch) this.dirtySources.delete(src);
+        const limit = this.free();
+        const n = await this.deliver(batch, true);
+        // Capacity cut the delivery short: more subscribers of these sources may wait. Keep
+        // the sources and come back as soon as a slot frees (slotFreed), not at the next sweep.
+        if (n >= limit) for (const src of batch) this.dirtySources.add(src);
       }
     } finally {
       this.delivering = false;
     }
+  }
+
+  /** A running execution parked or ended: claim more work and resume deliveries held back by capacity. */
+  private slotFreed(): void {
+    if (this.stopping) return;
+    this.kick();
+    if (this.dirtySources.size > 0 && !this.delivering) void this.drainDirtySources();
   }
 
   /**
@@ -471,7 +485,7 @@ export class Worker implements ExecutionHost {
       actorId: exec.id,
       ...(outcome.status === "failed" ? { error: outcome.error } : {}),
     });
-    this.kick(); // a slot is free
+    this.slotFreed();
   }
 
   // ---- timers and leases -------------------------------------------------------------
