@@ -18,6 +18,7 @@ Commands:
   show <actorId>                   an actor and its history
   send <actorId> <channel> <json>  a direct message
   publish <channel> <json>         a broadcast/competing message
+  cancel <actorId> [reason]        cancel an actor (compensations run)
   members <group>                  members of a process group
   groups                           every group with its size
   stats                            actors by status
@@ -130,6 +131,13 @@ async function main(argv: string[]): Promise<number> {
         if (!ch) throw new TroupeError("VALIDATION", "publish needs <channel> <json>");
         const r = await troupe.publish(ch, parseJson(json, "message"));
         print(r, () => `published message ${r.id}`);
+        return 0;
+      }
+      case "cancel": {
+        const [id, ...reason] = args;
+        if (!id) throw new TroupeError("VALIDATION", "cancel needs an actor id");
+        await troupe.cancel(id, reason.length ? reason.join(" ") : undefined);
+        print({ ok: true }, () => `cancel requested for ${id}`);
         return 0;
       }
       case "members": {

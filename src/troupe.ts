@@ -601,6 +601,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
           { kind: "finished", key: id },
           { kind: "cancel", key: id },
         ]);
+        this.emit("actor:cancelled", { actorId: id, reason: reason ?? null });
         return;
       case "compensating":
         this.wakeups?.publish([

@@ -231,3 +231,29 @@ describe("sagas across kill -9", () => {
     },
   );
 });
+
+describe("cancel racing a wait", () => {
+  test("a cancel committed just before the actor registers its wait still cancels it (no stuck waiter)", async () => {
+    const file = join(dir, "race.log");
+    let fired = false;
+    const t: ReturnType<typeof testTroupe> = testTroupe({
+      actors: [waiterWithSaga],
+      debugPoint: async (name, info) => {
+        if (name !== "wait:before-register" || fired || info.kind !== "receive") return;
+        fired = true;
+        // Store-level cancel: commits while the worker still holds the lease, and its wakeup is
+        // "late" (never sent) — only the wait registration itself can notice it.
+        await t._storage.lifecycle.cancel(info.actorId as string, "raced");
+      },
+    });
+    try {
+      await t.start();
+      const ref = await t.spawn(waiterWithSaga, { file });
+      await assert.rejects(ref.result({ timeout: "30s" }), (e: TroupeError) => e.code === "CANCELLED");
+      assert.ok(fired);
+      assert.deepEqual(await lines(file), ["released seat"]);
+    } finally {
+      await t.stop();
+    }
+  });
+});

@@ -99,3 +99,25 @@ describe("cron", () => {
     }
   });
 });
+
+describe("schedule names", () => {
+  const quick = actor("quick-run", async () => ({ handled: 1 }));
+  const t = testTroupe({ actors: [quick], pollInterval: "50ms" });
+  after(() => t.stop());
+
+  test("a name scheduled again keeps counting runs instead of colliding with old run ids", async () => {
+    await t.start();
+    await t.schedule("nightly", { actor: quick, every: "20ms" });
+    await eventually(async () => (await t.schedules())[0]!.runs >= 2, "two runs");
+    await t.unschedule("nightly");
+    const before = (await t.list({ actor: "quick-run", limit: 1000 })).items.length;
+    await t.schedule("nightly", { actor: quick, every: "20ms" });
+    await eventually(
+      async () => (await t.list({ actor: "quick-run", limit: 1000 })).items.length >= before + 2,
+      "new runs",
+    );
+    await t.unschedule("nightly");
+    const ids = (await t.list({ actor: "quick-run", limit: 1000 })).items.map((a) => a.id);
+    assert.equal(new Set(ids).size, ids.length);
+  });
+});

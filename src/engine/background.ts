@@ -86,6 +86,7 @@ export class BackgroundLoops {
       if (Date.now() - this.lastRetention > RETENTION_EVERY_MS) {
         this.lastRetention = Date.now();
         await this.applyRetention();
+        await this.storage.locks.pruneWorkers(Math.max(this.pollMs * 10, 60_000));
       }
     } catch (err) {
       this.log("warn", "background loop failed", { error: String(err) });
@@ -115,10 +116,10 @@ export class BackgroundLoops {
    * delivery time, a sticky worker that died): waiting subscribers with pending messages.
    */
   private async sweepPendingDeliveries(): Promise<void> {
-    const sources = await this.storage.channels.pendingSources(1000);
+    // Every worker sweeps for its own actor types; the leader also hints everyone (through
+    // Redis) about sources whose subscribers it cannot run itself.
+    const sources = await this.storage.channels.pendingSources(1000, null);
     if (sources.length === 0) return;
-    await this.cfg.deliver(sources);
-    // Others may have capacity (or hold the parked execution): tell them too.
     this.wakeups.publish(sources.map((key) => ({ kind: "channel" as const, key })));
   }
 

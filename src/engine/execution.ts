@@ -23,7 +23,7 @@ import {
 } from "../errors.js";
 import { checkLabel, checkName } from "../names.js";
 import { prepareEvent, type CloudEventInput } from "../outbox/cloudevent.js";
-import type { WaitSpec } from "../storage/actor-store.js";
+import { CancelRequested, type WaitSpec } from "../storage/actor-store.js";
 import type { SqlClient } from "../storage/database.js";
 import type { Wakeup } from "../wakeups/wakeups.js";
 import type { ContextPropagation, ContextSnapshot } from "../context-propagation.js";
@@ -75,7 +75,7 @@ class Deferred<T> {
 /** Deadlocks, serialization failures and lost connections: the database's "try again". */
 export function isTransientDatabaseError(err: unknown): boolean {
   const code = (err as { code?: unknown })?.code;
-  if (typeof code === "string" && (code.startsWith("40") || code.startsWith("08") || code === "57P01"))
+  if (typeof code === "string" && (code.startsWith("40") || code.startsWith("08") || code.startsWith("57P")))
     return true;
   if (typeof code === "string" && ["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT"].includes(code))
     return true;
@@ -255,6 +255,10 @@ export class Execution {
         this.end({ kind: "abandoned", reason: "lock-lost" });
         return forever();
       }
+      if (err instanceof CancelRequested) {
+        this.end({ kind: "cancel" });
+        return forever();
+      }
       if (isTransientDatabaseError(err)) {
         // Each journal write commits atomically with its effect, so a failed one left
         // nothing behind: stop, hand the lease back and replay, rather than fail the actor.
@@ -311,6 +315,7 @@ export class Execution {
     this.waiting = true;
     try {
       await Promise.allSettled([...this.inflight]); // journal what is in flight before parking
+      await this.host.debugPoint("wait:before-register", { actorId: this.id, kind: wait.kind });
       const outcome = await this.live(() => register(this.drainLocal()));
       if ("entry" in outcome) return outcome.entry;
       const resumed = new Promise<JournalEntry>((resolve) => {

@@ -112,7 +112,12 @@ export class Worker implements ExecutionHost {
       () => void this.heartbeat(),
       Math.max(50, Math.floor(this.leaseMs / 3)),
     );
-    this.pollTimer = setInterval(() => this.kick(), this.cfg.pollMs);
+    // Polling fallback: claim runnable actors, and deliver to waiting actors of our types
+    // whose wakeup was lost (every worker sweeps for its own types: pools may be split).
+    this.pollTimer = setInterval(() => {
+      this.kick();
+      void this.sweep();
+    }, this.cfg.pollMs);
     this.background.start();
     this.kick();
   }
@@ -143,7 +148,7 @@ export class Worker implements ExecutionHost {
     this.dropRunning(exec);
     // Claim again only if we had been full (the common park must not cost a query).
     if (this.free() === 1) queueMicrotask(() => this.slotFreed());
-    else if (this.dirtySources.size > 0 && !this.delivering) void this.drainDirtySources();
+    else if (this.dirtySources.size > 0 && !this.delivering) this.deliveryLoop = this.drainDirtySources();
     this.parked.delete(exec.id);
     this.parked.set(exec.id, exec);
     while (this.parked.size > this.cfg.maxParked) {
@@ -172,7 +177,7 @@ export class Worker implements ExecutionHost {
       this.parked.delete(w.key);
     } else if (w.kind === "channel") {
       this.dirtySources.add(w.key);
-      if (!this.delivering) void this.drainDirtySources();
+      if (!this.delivering) this.deliveryLoop = this.drainDirtySources();
     }
   }
 
@@ -198,7 +203,7 @@ export class Worker implements ExecutionHost {
   private slotFreed(): void {
     if (this.stopping) return;
     this.kick();
-    if (this.dirtySources.size > 0 && !this.delivering) void this.drainDirtySources();
+    if (this.dirtySources.size > 0 && !this.delivering) this.deliveryLoop = this.drainDirtySources();
   }
 
   /**
@@ -236,9 +241,10 @@ export class Worker implements ExecutionHost {
   }
 
   /** Forced delivery for every source with a waiting subscriber and a pending message. */
-  private async sweep(): Promise<void> {
+  async sweep(): Promise<void> {
+    if (this.stopping || this.free() <= 0) return;
     try {
-      const sources = await this.storage.channels.pendingSources(1000);
+      const sources = await this.storage.channels.pendingSources(1000, this.types);
       if (sources.length > 0) await this.deliver(sources, false);
     } catch (err) {
       this.cfg.log("warn", "sweep after reconnect failed", { error: String(err) });
@@ -400,7 +406,8 @@ export class Worker implements ExecutionHost {
             what: `result of actor "${exec.id}"`,
           });
         } catch (err) {
-          await this.finishFailed(exec, err);
+          if (exec.hasCompensations) await this.compensateAndFinish(exec, recordError(err));
+          else await this.finishFailed(exec, err);
           return;
         }
         await this.finishWith(exec, { status: "completed", output });

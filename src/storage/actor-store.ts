@@ -11,6 +11,13 @@ import {
   type JournalEntry,
 } from "./rows.js";
 
+/** Internal signal: a cancel was requested while the actor tried to wait. */
+export class CancelRequested extends Error {
+  constructor(readonly actorId: string) {
+    super(`cancel requested for ${actorId}`);
+  }
+}
+
 export interface NewActor {
   id: string;
   actor: string;
@@ -258,11 +265,21 @@ export class ActorStore {
         UPDATE {schema}.actors
            SET status = 'waiting', wait_seq = $3, wait_kind = $4, wait_name = $5, wait_until = $6,
                lease_owner = NULL, lease_expires_at = NULL, sticky_worker = $7, updated_at = now()
-         WHERE id = $1 AND lease_version = $2 AND lease_owner = $7
+         WHERE id = $1 AND lease_version = $2 AND lease_owner = $7 AND cancel_requested_at IS NULL
         RETURNING journal_version`),
       [fence.actorId, fence.leaseVersion, wait.seq, wait.kind, wait.name, wait.until ?? null, fence.worker],
     );
-    if (!rows[0]) throw new LockLostError(fence.actorId);
+    if (!rows[0]) {
+      // A cancel request that raced the wait: do not park (nobody would act on it); stop for cancellation.
+      const { rows: why } = await tx.query(
+        this.c.sql(
+          "SELECT 1 FROM {schema}.actors WHERE id = $1 AND lease_version = $2 AND cancel_requested_at IS NOT NULL",
+        ),
+        [fence.actorId, fence.leaseVersion],
+      );
+      if (why[0]) throw new CancelRequested(fence.actorId);
+      throw new LockLostError(fence.actorId);
+    }
     if (wait.until) {
       await tx.query(
         this.c.sql(`

@@ -432,11 +432,12 @@ export class ChannelStore {
   }
 
   /** Sources where a waiting subscriber has a pending message (what a lost wakeup would leave behind). */
-  async pendingSources(limit: number): Promise<string[]> {
+  async pendingSources(limit: number, types: readonly string[] | null): Promise<string[]> {
     const { rows } = await this.c.db.query<{ source: string }>(
       this.c.sql(`
         SELECT DISTINCT s.source FROM {schema}.subscriptions s
           JOIN {schema}.actors a ON a.id = s.actor_id AND a.status = 'waiting' AND a.wait_seq = s.wait_seq
+                                 AND ($2::text[] IS NULL OR a.actor = ANY($2::text[]))
          WHERE s.wait_seq IS NOT NULL AND (
                (s.mode = 'broadcast' AND EXISTS (SELECT 1 FROM {schema}.messages m
                                                   WHERE m.channel = s.source AND m.id > s.cursor AND m.direct_to IS NULL))
@@ -444,7 +445,7 @@ export class ChannelStore {
                                                   WHERE m.channel = s.source AND m.claimed_by IS NULL
                                                     AND (m.direct_to IS NOT NULL) = (s.mode = 'direct'))))
          LIMIT $1`),
-      [limit],
+      [limit, types],
     );
     return rows.map((r) => r.source);
   }

@@ -38,8 +38,11 @@ export class ScheduleStore {
   async upsert(s: Omit<ScheduleRow, "lastActorId" | "runs" | "currentIntervalMs">): Promise<ScheduleRow> {
     const { rows } = await this.c.db.query(
       this.c.sql(`
-        INSERT INTO {schema}.schedules (name, actor, input, cron, every_ms, max_interval_ms, backoff_factor, current_interval_ms, next_run_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $5, $8)
+        INSERT INTO {schema}.schedules (name, actor, input, cron, every_ms, max_interval_ms, backoff_factor, current_interval_ms, next_run_at, runs)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $5, $8,
+                -- a name used before keeps counting, so run ids <name>#<n> never collide with old runs
+                (SELECT COALESCE(max(substring(id FROM length($1) + 2)::int), 0) FROM {schema}.actors
+                  WHERE starts_with(id, $1 || '#') AND substring(id FROM length($1) + 2) ~ '^[0-9]{1,9}$'))
         ON CONFLICT (name) DO UPDATE SET actor = EXCLUDED.actor, input = EXCLUDED.input, cron = EXCLUDED.cron,
                every_ms = EXCLUDED.every_ms, max_interval_ms = EXCLUDED.max_interval_ms, backoff_factor = EXCLUDED.backoff_factor,
                current_interval_ms = EXCLUDED.every_ms,
