@@ -184,3 +184,32 @@ describe("replay after a restart", () => {
     }
   });
 });
+
+describe("fan-out beyond a worker's capacity", () => {
+  const sub = actor("fan-sub", async (ctx: ActorContext, input: { n: number }) => {
+    await ctx.subscribe("fan", "broadcast");
+    await ctx.join("fan-ready");
+    const got: number[] = [];
+    for (let i = 0; i < input.n; i++) {
+      const m = await ctx.receive<number>("fan", { timeout: "30s" });
+      if (!m) break;
+      got.push(m.data);
+    }
+    return got;
+  });
+
+  test("every subscriber gets every broadcast even when subscribers far outnumber the concurrency", async () => {
+    const t = testTroupe({ actors: [sub], concurrency: 4, pollInterval: "200ms" });
+    try {
+      await t.start();
+      const refs = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => t.spawn(sub, { n: 3 }, { id: `fan-${i}` })),
+      );
+      await eventually(async () => (await t.members("fan-ready")).length === 40, "all subscribed", 60_000);
+      for (let i = 1; i <= 3; i++) await t.publish("fan", i);
+      for (const r of refs) assert.deepEqual(await r.result({ timeout: "60s" }), [1, 2, 3]);
+    } finally {
+      await t.stop();
+    }
+  });
+});

@@ -479,7 +479,15 @@ const DELIVER = `
   WITH locked AS (
     SELECT a.id, a.wait_seq, a.wait_kind, a.wait_name FROM {schema}.actors a
      WHERE a.status = 'waiting'
-       AND a.id IN (SELECT s.actor_id FROM {schema}.subscriptions s WHERE s.source = ANY($1) AND s.wait_seq IS NOT NULL)
+       -- only waiters with something pending: LIMIT must never fill up with caught-up subscribers
+       AND a.id IN (
+         SELECT s.actor_id FROM {schema}.subscriptions s
+          WHERE s.source = ANY($1) AND s.wait_seq IS NOT NULL AND (
+                (s.mode = 'broadcast' AND EXISTS (
+                   SELECT 1 FROM {schema}.messages m WHERE m.channel = s.source AND m.id > s.cursor AND m.direct_to IS NULL))
+             OR (s.mode <> 'broadcast' AND EXISTS (
+                   SELECT 1 FROM {schema}.messages m WHERE m.channel = s.source AND m.claimed_by IS NULL
+                      AND (m.direct_to IS NOT NULL) = (s.mode = 'direct')))))
        AND (NOT $2 OR a.sticky_worker IS NULL OR a.sticky_worker = $3)
        AND a.actor = ANY($6::text[])
      LIMIT $4
