@@ -1,0 +1,144 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { encode } from "../src/codec.js";
+import type { TroupeError } from "../src/index.js";
+import type { Storage } from "../src/storage/storage.js";
+import { testTroupe } from "./helpers.js";
+
+/**
+ * The storage layer on its own, through its semantic operations. Runs unchanged on
+ * embedded PGlite and on a real PostgreSQL (TROUPE_TEST_DATABASE_URL).
+ */
+describe("storage suite", () => {
+  const t = testTroupe({ worker: false });
+  let s: Storage;
+  const W = "worker-a";
+  const types = ["thing"];
+  before(async () => {
+    await t.start();
+    s = t._storage;
+  });
+  after(() => t.stop());
+
+  const input = encode({ n: 1 });
+  const newActor = (id: string) => s.actors.create({ id, actor: "thing", input, inputJson: '{"n":1}' });
+
+  test("migrations are idempotent and recorded in the ledger", async () => {
+    const again = await s.migrate();
+    assert.deepEqual(again.applied, []);
+    const { rows } = await s.db.query<{ n: number }>(
+      s.sql("SELECT count(*)::int AS n FROM {schema}.migrations"),
+    );
+    assert.ok(rows[0]!.n >= 3);
+    assert.equal(await s.checkSchema(), again.version);
+  });
+
+  test("create is idempotent by id; claim takes a free lease once and bumps the fencing version", async () => {
+    const a = await newActor("s-1");
+    assert.equal(a.created, true);
+    assert.equal((await newActor("s-1")).created, false);
+    const claimed = await s.actors.claim("s-1", W, 5000, types);
+    assert.equal(claimed?.leaseOwner, W);
+    assert.equal(claimed?.leaseVersion, a.row.leaseVersion + 1);
+    assert.equal(await s.actors.claim("s-1", "worker-b", 5000, types), null, "held lease");
+    assert.equal(await s.actors.claim("s-1", W, 5000, ["other"]), null);
+  });
+
+  test("fenced append: the lease holder writes; a stale version writes nothing (LOCK_LOST)", async () => {
+    await newActor("s-2");
+    const row = (await s.actors.claim("s-2", W, 5000, types))!;
+    const fence = { actorId: "s-2", leaseVersion: row.leaseVersion, worker: W };
+    const v = await s.actors.append(
+      fence,
+      [{ seq: 0, kind: "step", name: "a", result: encode(1), error: null }],
+      5000,
+    );
+    assert.equal(v, 1);
+    await assert.rejects(
+      s.actors.append(
+        { ...fence, leaseVersion: fence.leaseVersion - 1 },
+        [{ seq: 1, kind: "step", name: "b", result: null, error: null }],
+        5000,
+      ),
+      (e: TroupeError) => e.code === "LOCK_LOST",
+    );
+    assert.deepEqual(
+      (await s.journal.page("s-2", 0, 10)).map((e) => e.name),
+      ["a"],
+    );
+  });
+
+  test("suspend parks with a timer; fire completes the wait once and makes the actor runnable", async () => {
+    await newActor("s-3");
+    const row = (await s.actors.claim("s-3", W, 5000, types))!;
+    const fence = { actorId: "s-3", leaseVersion: row.leaseVersion, worker: W };
+    await s.actors.suspend(fence, { seq: 0, kind: "sleep", name: "", until: new Date(Date.now() - 1) }, []);
+    const parked = (await s.actors.get("s-3"))!;
+    assert.equal(parked.status, "waiting");
+    assert.equal(parked.leaseOwner, null);
+    assert.equal(parked.stickyWorker, W);
+    assert.ok((await s.timers.due(100)).some((d) => d.actorId === "s-3"));
+    assert.equal(await s.timers.fire("s-3", 0), true);
+    assert.equal(await s.timers.fire("s-3", 0), false, "only once");
+    const woke = (await s.actors.get("s-3"))!;
+    assert.equal(woke.status, "running");
+    assert.equal((await s.journal.entry("s-3", 0))?.kind, "sleep");
+    assert.ok((await s.actors.claimRunnable(W, 5000, 10, types)).some((r) => r.id === "s-3"));
+  });
+
+  test("finish records the outcome and drops waits, subscriptions and memberships", async () => {
+    await newActor("s-4");
+    const row = (await s.actors.claim("s-4", W, 5000, types))!;
+    const fence = { actorId: "s-4", leaseVersion: row.leaseVersion, worker: W };
+    await s.groups.join(fence, [{ seq: 0, kind: "join", name: "g", result: null, error: null }], 5000, "g");
+    assert.deepEqual(await s.groups.members("g"), ["s-4"]);
+    await s.actors.finish(fence, { status: "completed", output: encode("done") }, []);
+    const done = (await s.actors.get("s-4"))!;
+    assert.equal(done.status, "completed");
+    assert.deepEqual(await s.groups.members("g"), []);
+  });
+
+  test("the leader lock has one holder at a time and can be taken over once expired", async () => {
+    assert.equal(await s.locks.tryAcquire("leader-x", "a", 60_000), true);
+    assert.equal(await s.locks.tryAcquire("leader-x", "b", 60_000), false);
+    assert.equal(await s.locks.tryAcquire("leader-x", "a", 60_000), true, "renewal");
+    assert.equal(await s.locks.tryAcquire("leader-y", "a", 1), true);
+    await new Promise((r) => setTimeout(r, 20)); // let a 1 ms lease lapse
+    assert.equal(await s.locks.tryAcquire("leader-y", "b", 60_000), true);
+  });
+
+  test("message retention removes read messages and never unread ones", async () => {
+    await newActor("r-reader");
+    const row = (await s.actors.claim("r-reader", W, 5000, types))!;
+    const fence = { actorId: "r-reader", leaseVersion: row.leaseVersion, worker: W };
+    await s.channels.subscribe(fence, [], 5000, { channel: "news-r", mode: "broadcast", source: "news-r" });
+    const publish = (source: string, extra: Partial<{ directTo: string }> = {}) =>
+      s.channels.publish({ source, data: encode(1), metadata: {}, ...extra });
+    const read = await publish("news-r");
+    const unread = await publish("news-r");
+    await s.db.query(s.sql("UPDATE {schema}.subscriptions SET cursor = $1 WHERE actor_id = 'r-reader'"), [
+      read,
+    ]);
+    const queued = await publish("jobs-r"); // competing, never claimed
+    await s.channels.subscribe(fence, [], 5000, { channel: "jobs-r", mode: "competing", source: "jobs-r" });
+    const claimed = await publish("jobs-r");
+    await s.db.query(s.sql("UPDATE {schema}.messages SET claimed_by = 'x' WHERE id = $1"), [claimed]);
+    const mailbox = await publish("inbox:r-reader", { directTo: "r-reader" }); // live target, unread
+    const removed = await s.channels.deleteRead(0, 1000);
+    assert.ok(removed >= 2);
+    const { rows } = await s.db.query<{ id: string }>(s.sql("SELECT id::text AS id FROM {schema}.messages"));
+    const left = new Set(rows.map((r) => r.id));
+    assert.ok(!left.has(read), "read broadcast removed");
+    assert.ok(!left.has(claimed), "claimed competing removed");
+    assert.ok(left.has(unread), "unread broadcast kept");
+    assert.ok(left.has(queued), "unclaimed competing kept");
+    assert.ok(left.has(mailbox), "unread mailbox of a live actor kept");
+    await s.actors.finish(fence, { status: "completed", output: encode(null) }, []);
+    await s.channels.deleteRead(0, 1000);
+    const { rows: after } = await s.db.query<{ id: string }>(
+      s.sql("SELECT id::text AS id FROM {schema}.messages WHERE id = $1"),
+      [mailbox],
+    );
+    assert.equal(after.length, 0, "a finished actor's unread mail goes");
+  });
+});
