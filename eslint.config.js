@@ -8,6 +8,7 @@ export default tseslint.config(
       "node_modules/**",
       "benchmarks/node_modules/**",
       "benchmarks/results/**",
+      "benchmarks/diag/**",
       "**/*.mjs",
       "eslint.config.js",
     ],

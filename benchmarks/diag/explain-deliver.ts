@@ -1,0 +1,116 @@
+/* eslint-disable @typescript-eslint/unbound-method -- diagnostics patch prototypes from outside */
+/**
+ * Diagnostic: EXPLAIN ANALYZE of the delivery statement (DELIVER in src/storage/channel-store.ts)
+ * on a realistic state: N fan-out subscribers waiting (broadcast channel, or direct mailboxes
+ * with --group), one message published. Everything runs in a transaction that is rolled back.
+ *   node --import tsx benchmarks/diag/explain-deliver.ts [subscribers=1000] [--group] [--limit 100]
+ */
+import pg from "pg";
+import { Troupe } from "../../src/index.js";
+import { Storage } from "../../src/storage/storage.js";
+import { PgDatabase } from "../../src/storage/pg-database.js";
+import { fanSubscriber } from "../fanout.js";
+import { PG_URL, REDIS_URL, dropSchema, freshSchema } from "../lib/env.js";
+
+const SUBS = Number(
+  process.argv.slice(2).find((a, i, all) => /^\d+$/.test(a) && all[i - 1] !== "--limit") ?? 1000,
+);
+const GROUP = process.argv.includes("--group");
+const li = process.argv.indexOf("--limit");
+const LIMIT = li > 0 ? Number(process.argv[li + 1]) : 100;
+const schema = freshSchema("explain");
+const table = `"${schema}".fan_receipts`;
+const side = new pg.Client({ connectionString: PG_URL });
+await side.connect();
+const t = new Troupe({
+  actors: [fanSubscriber],
+  database: PG_URL,
+  redis: REDIS_URL,
+  schema,
+  logger: () => {},
+});
+await t.start();
+try {
+  await side.query(
+    `CREATE TABLE ${table} (round int, actor_id text, at timestamptz, PRIMARY KEY (round, actor_id))`,
+  );
+  for (let i = 0; i < SUBS; i += 50)
+    await Promise.all(
+      Array.from({ length: Math.min(50, SUBS - i) }, (_, k) =>
+        t.spawn(
+          fanSubscriber,
+          { mode: GROUP ? "group" : "broadcast", rounds: 1, table },
+          { id: `fan-${i + k}` },
+        ),
+      ),
+    );
+  for (;;) {
+    const { rows } = await side.query(
+      `SELECT count(*)::int n FROM "${schema}".actors WHERE status = 'waiting' AND wait_kind = 'receive'`,
+    );
+    if (rows[0].n === SUBS) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await t.stop(); // the subscribers stay waiting in the database; nobody delivers any more
+
+  const db = new PgDatabase(PG_URL);
+  const st = new Storage(db, schema);
+  let sources: string[];
+  if (GROUP) {
+    await st.channels.broadcastGroup("bench-fan-group", "bench-fan-direct", Buffer.from([0x80]), {});
+    sources = Array.from({ length: SUBS }, (_, i) => `bench-fan-direct:fan-${i}`).slice(0, 500);
+  } else {
+    await st.channels.publish({ source: "bench-fan", data: Buffer.from([0x80]), metadata: {} });
+    sources = ["bench-fan"];
+  }
+  // Capture the exact DELIVER text and parameters.
+  let captured: { text: string; params: unknown[] } | undefined;
+  const orig = pg.Client.prototype.query as (...a: any[]) => any;
+  (pg.Client.prototype as any).query = function (this: any, text: any, params: any, ...rest: any[]) {
+    if (typeof text === "string" && text.trimStart().startsWith("WITH locked AS"))
+      captured = { text, params };
+    return orig.call(this, text, params, ...rest);
+  };
+  const origTx = db.transaction.bind(db);
+  (db as any).transaction = (fn: any) =>
+    origTx(async (tx: any) => {
+      await fn(tx);
+      throw new Error("rollback");
+    });
+  await st.channels.deliver(sources, "probe", 30_000, LIMIT, false, ["bench-fan-sub"]).catch(() => {});
+  (pg.Client.prototype as any).query = orig;
+  await db.close();
+  if (!captured) throw new Error("DELIVER not captured");
+
+  await side.query("BEGIN");
+  const plan = await side.query(`EXPLAIN (ANALYZE, BUFFERS, SUMMARY) ${captured.text}`, captured.params);
+  await side.query("ROLLBACK");
+  const lines = plan.rows.map((r) => r["QUERY PLAN"] as string);
+  console.log(
+    `DELIVER, ${SUBS} waiting ${GROUP ? "group members (direct mailboxes)" : "broadcast subscribers"}, ${sources.length} source(s), limit ${LIMIT}:`,
+  );
+  console.log(
+    lines
+      .filter(
+        (l) =>
+          /Planning|Execution|^\S|CTE |Limit|Insert|Update|Delete/.test(l.trim()) || l.startsWith("  ->"),
+      )
+      .join("\n"),
+  );
+  // Planning cost alone, repeated (node-postgres sends unnamed statements: parsed and planned on every call).
+  const times: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    await side.query("BEGIN");
+    const p = await side.query(`EXPLAIN (SUMMARY) ${captured.text}`, captured.params);
+    await side.query("ROLLBACK");
+    const m = /Planning Time: ([\d.]+)/.exec(p.rows.map((r) => r["QUERY PLAN"]).join("\n"));
+    if (m) times.push(Number(m[1]));
+  }
+  times.sort((a, b) => a - b);
+  console.log(`planning time alone, median of 20: ${times[10]?.toFixed(3)} ms`);
+} finally {
+  await t.stop();
+  await side.end();
+  await dropSchema(schema);
+}
+process.exit(0);

@@ -1,0 +1,201 @@
+/* eslint-disable @typescript-eslint/unbound-method -- diagnostics patch prototypes from outside */
+/**
+ * Diagnostic (not a benchmark): where does a ping-pong round trip spend its time?
+ * Monkeypatches (from outside, src/ untouched) pg's Client.query / Pool.connect, the Redis
+ * wakeup transport and the worker's deliver, runs the 1-process pg+redis ping-pong, and
+ * prints a per-round-trip breakdown and the timeline of a few round trips.
+ *
+ *   node --import tsx benchmarks/diag/trace-ping-pong.ts [n=300] [--local] [--slowest]
+ *   (--local: in-process wakeups instead of Redis, to separate the wakeup transport)
+ */
+import pg from "pg";
+import { Troupe, actor, type ActorContext } from "../../src/index.js";
+import { Worker } from "../../src/engine/worker.js";
+import { RedisWakeups } from "../../src/wakeups/redis-wakeups.js";
+import { Execution } from "../../src/engine/execution.js";
+import { PG_URL, REDIS_URL, dropSchema, freshSchema } from "../lib/env.js";
+import { summarize } from "../lib/stats.js";
+
+const N = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 300);
+const LOCAL = process.argv.includes("--local");
+const WARM = 50;
+
+type Ev = { t0: number; t1: number; what: string; conn?: number };
+const evs: Ev[] = [];
+const now = () => performance.now();
+
+function label(text: string): string {
+  const s = text.replace(/\s+/g, " ").trim();
+  if (/^(BEGIN|COMMIT|ROLLBACK)/.test(s)) return s.split(" ")[0]!;
+  if (s.includes("pg_advisory_xact_lock(") && s.includes("unnest")) return "LOCK_SOURCES_EXCLUSIVE";
+  if (s.includes("INSERT INTO") && s.includes(".messages (channel, data, metadata, sender"))
+    return "publishFromActor";
+  if (s.startsWith("WITH locked AS")) return "DELIVER";
+  if (s.includes("SET status = 'waiting'")) return "suspend UPDATE";
+  if (s.includes("SET journal_version = journal_version + $3") && s.startsWith("UPDATE")) return "FENCE";
+  if (s.startsWith("INSERT INTO") && s.includes(".journal")) return "INSERT journal entries";
+  if (s.includes("SELECT channel, mode, source, cursor FROM")) return "select subscriptions";
+  if (s.includes("SET claimed_by = $2")) return "takePending (claim)";
+  if (s.includes("SET wait_seq = $3 WHERE actor_id")) return "subscriptions SET wait_seq";
+  if (s.startsWith("WITH f AS ( UPDATE") && s.includes("journal_version + $3")) return "APPEND";
+  if (s.includes("SELECT DISTINCT s.source FROM")) return "pendingSources (sweep)";
+  if (s.includes("lease_expires_at = now() +") && s.includes("lease_owner = $1 AND status IN"))
+    return "refreshLeases";
+  if (s.includes("system_locks")) return "system_locks";
+  if (s.includes(".workers")) return "workers heartbeat";
+  if (s.includes(".timers")) return "timers";
+  return s.slice(0, 70);
+}
+
+// ---- patches ---------------------------------------------------------------------------
+let connSeq = 0;
+const connIds = new WeakMap<object, number>();
+const origQuery = pg.Client.prototype.query as (...a: any[]) => any;
+(pg.Client.prototype as any).query = function (this: any, ...args: any[]) {
+  const text: string = typeof args[0] === "string" ? args[0] : (args[0]?.text ?? "");
+  if (!connIds.has(this)) connIds.set(this, ++connSeq);
+  const t0 = now();
+  const conn = connIds.get(this);
+  const cb = args.at(-1);
+  if (typeof cb === "function") {
+    // pg.Pool.query uses the callback form
+    args[args.length - 1] = (err: unknown, res: unknown) => {
+      evs.push({ t0, t1: now(), what: `${err ? "ERR " : ""}${label(text)}`, conn });
+      cb(err, res);
+    };
+    return origQuery.apply(this, args);
+  }
+  const p = origQuery.apply(this, args);
+  if (p && typeof p.then === "function") {
+    return p.then(
+      (r: unknown) => (evs.push({ t0, t1: now(), what: label(text), conn }), r),
+      (e: unknown) => {
+        evs.push({ t0, t1: now(), what: `ERR ${label(text)}`, conn });
+        throw e;
+      },
+    );
+  }
+  return p;
+};
+const origConnect = pg.Pool.prototype.connect as (...a: any[]) => any;
+(pg.Pool.prototype as any).connect = function (this: any, ...args: any[]) {
+  if (args.length) return origConnect.apply(this, args);
+  const t0 = now();
+  return (origConnect.apply(this, args) as Promise<any>).then((c) => {
+    evs.push({ t0, t1: now(), what: "pool.connect (tx)" });
+    return c;
+  });
+};
+const origPub = RedisWakeups.prototype.publish;
+RedisWakeups.prototype.publish = function (this: any, w) {
+  const t = now();
+  evs.push({ t0: t, t1: t, what: `redis PUBLISH ${w.map((x) => `${x.kind}:${x.key}`).join(",")}` });
+  return origPub.call(this, w);
+};
+const origDispatch = (RedisWakeups.prototype as any).dispatch;
+(RedisWakeups.prototype as any).dispatch = function (this: any, frame: Buffer) {
+  const t = now();
+  evs.push({ t0: t, t1: t, what: `redis message received (${frame.length} bytes)` });
+  return origDispatch.call(this, frame);
+};
+const origDeliver = Worker.prototype.deliver;
+Worker.prototype.deliver = async function (this: any, ...args: Parameters<typeof origDeliver>) {
+  const [sources, sticky] = args;
+  const t0 = now();
+  const n = await origDeliver.apply(this, args);
+  evs.push({ t0, t1: now(), what: `worker.deliver(${sources.join(",")}, sticky=${sticky}) → ${n}` });
+  return n;
+};
+const origResume = Execution.prototype.resume;
+Execution.prototype.resume = function (this: any, row, entry) {
+  const ok = origResume.call(this, row, entry);
+  const t = now();
+  evs.push({ t0: t, t1: t, what: `resume ${row.id} in memory: ${ok}` });
+  return ok;
+};
+
+// ---- actors with absolute timestamps ------------------------------------------------------
+const marks: { i: number; t0: number; t1: number; t2: number }[] = [];
+const pong = actor("diag-pong", async (ctx: ActorContext, input: { n: number }) => {
+  await ctx.subscribe("dping", "direct");
+  for (let i = 0; i < input.n; i++) {
+    const m = await ctx.receive<number>("dping");
+    const t = now();
+    evs.push({ t0: t, t1: t, what: `PONGER got ping ${m!.data}` });
+    await ctx.send(m!.sender!, "dpong", m!.data);
+  }
+  return "done";
+});
+const ping = actor("diag-ping", async (ctx: ActorContext, input: { peer: string; n: number }) => {
+  await ctx.subscribe("dpong", "direct");
+  for (let i = 0; i < input.n; i++) {
+    const t0 = now();
+    evs.push({ t0, t1: t0, what: `PINGER send ping ${i}` });
+    await ctx.send(input.peer, "dping", i);
+    const t1 = now();
+    await ctx.receive<number>("dpong");
+    const t2 = now();
+    evs.push({ t0: t2, t1: t2, what: `PINGER got pong ${i}` });
+    marks.push({ i, t0, t1, t2 });
+  }
+  return "ok";
+});
+
+const schema = freshSchema("diag");
+const t = new Troupe({
+  actors: [ping, pong],
+  database: PG_URL,
+  ...(LOCAL ? {} : { redis: REDIS_URL }),
+  schema,
+  // troupe's warnings go into the timeline (e.g. a Redis outage next to a stalled hop)
+  logger: (l, m, f) => {
+    const t = now();
+    if (l !== "debug") evs.push({ t0: t, t1: t, what: `LOG ${l}: ${m} ${JSON.stringify(f ?? {})}` });
+  },
+});
+await t.start();
+try {
+  await t.spawn(pong, { n: N + WARM }, { id: "dpong-1" });
+  const ref = await t.spawn(ping, { peer: "dpong-1", n: N + WARM }, { id: "dping-1" });
+  await ref.result({ timeout: "10m" });
+} finally {
+  await t.stop();
+  await dropSchema(schema);
+}
+
+const measured = marks.filter((m) => m.i >= WARM);
+const rtt = summarize(measured.map((m) => m.t2 - m.t0));
+console.log(`round trips: ${measured.length}  (wakeups: ${LOCAL ? "in-process" : "redis"})`);
+console.log(`rtt p50 ${rtt.p50.toFixed(2)} ms  p99 ${rtt.p99.toFixed(2)}  mean ${rtt.mean.toFixed(2)}`);
+// Per label: count and total time of events STARTING inside a round trip window.
+const per = new Map<string, { n: number; ms: number }>();
+for (const m of measured) {
+  for (const e of evs) {
+    if (e.t0 < m.t0 || e.t0 > m.t2) continue;
+    const k = e.what
+      .replace(/\d+/g, "#")
+      .replace(/dp(o|i)ng-#/g, "x")
+      .slice(0, 60);
+    const v = per.get(k) ?? { n: 0, ms: 0 };
+    v.n++;
+    v.ms += e.t1 - e.t0;
+    per.set(k, v);
+  }
+}
+console.log("\nper round trip (events starting inside the window): count, mean ms each, total ms/rtt");
+for (const [k, v] of [...per].sort((a, b) => b[1].ms - a[1].ms))
+  console.log(
+    `  ${k.padEnd(62)} ${(v.n / measured.length).toFixed(2).padStart(6)}  ${(v.ms / v.n).toFixed(3).padStart(8)}  ${(v.ms / measured.length).toFixed(3).padStart(8)}`,
+  );
+// Timeline of three round trips near the median.
+const sorted = [...measured].sort((a, b) => a.t2 - a.t0 - (b.t2 - b.t0));
+const picks = [sorted[Math.floor(sorted.length / 2)]!, sorted[Math.floor(sorted.length * 0.9)]!];
+if (process.argv.includes("--slowest")) picks.push(sorted.at(-1)!);
+for (const m of picks) {
+  console.log(`\ntimeline of round trip ${m.i} (${(m.t2 - m.t0).toFixed(2)} ms), ms since ping sent:`);
+  for (const e of evs.filter((e) => e.t0 >= m.t0 - 0.01 && e.t0 <= m.t2 + 0.01).sort((a, b) => a.t0 - b.t0))
+    console.log(
+      `  +${(e.t0 - m.t0).toFixed(2).padStart(7)} → +${(e.t1 - m.t0).toFixed(2).padStart(7)}  ${e.conn ? `c${e.conn} ` : "    "}${e.what}`,
+    );
+}
+process.exit(0);
