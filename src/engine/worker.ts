@@ -91,6 +91,10 @@ export class Worker implements ExecutionHost {
       ...this.stats,
       running: this.running.size,
       parked: this.parked.size,
+      // capacity bookkeeping: free = concurrency − running − starting − reserved
+      starting: this.starting.size,
+      reserved: this.reserved,
+      free: this.free(),
       leader: this.background.isLeader,
     };
   }
