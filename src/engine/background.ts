@@ -12,8 +12,6 @@ export interface BackgroundConfig {
   messageRetentionMs: number;
   actorRetentionMs: number | undefined;
   log: (level: "debug" | "info" | "warn" | "error", msg: string, f?: Record<string, unknown>) => void;
-  /** Forced delivery (ignoring stickiness) by this worker. */
-  deliver: (sources: readonly string[]) => Promise<number>;
 }
 
 /**

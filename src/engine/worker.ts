@@ -74,7 +74,6 @@ export class Worker implements ExecutionHost {
       messageRetentionMs: cfg.messageRetentionMs,
       actorRetentionMs: cfg.actorRetentionMs,
       log: cfg.log,
-      deliver: (sources) => this.deliver(sources, false),
     });
   }
 

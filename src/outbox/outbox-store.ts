@@ -1,6 +1,7 @@
+import { FENCED_EFFECT, fencedParams } from "../storage/fenced-effect.js";
 import { LockLostError, ValidationError } from "../errors.js";
 import { MS, type StoreContext } from "../storage/context.js";
-import { ENTRIES_RECORDSET, entriesParam, type Fence, type JournalEntry } from "../storage/rows.js";
+import type { Fence, JournalEntry } from "../storage/rows.js";
 import {
   prepareEvent,
   toCloudEvent,
@@ -47,14 +48,7 @@ const JSON_RESULT = (expr: string) => `('\\x01'::bytea || convert_to((${expr})::
  * An event id already in the outbox is not inserted again, but the emit is still journaled.
  */
 const EMIT_FROM_ACTOR = `
-  WITH f AS (
-    UPDATE {schema}.actors SET journal_version = journal_version + 1 + $4::int, updated_at = now(),
-           lease_expires_at = now() + ${MS("$5")}
-     WHERE id = $1 AND lease_version = $2 AND lease_owner = $3 AND ($12::int IS NULL OR generation = $12)
-    RETURNING id, generation, actor),
-  loc AS (
-    INSERT INTO {schema}.journal (actor_id, seq, kind, name, result, error)
-    SELECT f.id, e.seq, e.kind, e.name, decode(e.result, 'base64'), e.error FROM f, ${ENTRIES_RECORDSET("$6")}),
+  WITH ${FENCED_EFFECT("AND ($12::int IS NULL OR generation = $12)")},
   ins AS (
     INSERT INTO {schema}.outbox (event_id, actor_id, event, data, origin_generation, origin_seq)
     SELECT $8, f.id,
@@ -167,12 +161,7 @@ export class OutboxStore {
     const { rows } = await this.c.db.query<{ fenced: number; inserted: number }>(
       this.c.sql(EMIT_FROM_ACTOR),
       [
-        fence.actorId,
-        fence.leaseVersion,
-        fence.worker,
-        locals.length,
-        op.leaseMs,
-        entriesParam(locals),
+        ...fencedParams(fence, locals, op.leaseMs),
         op.seq,
         p.id,
         JSON.stringify(p.attributes),

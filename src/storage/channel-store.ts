@@ -4,14 +4,8 @@ import { LockLostError, NotFoundError } from "../errors.js";
 import type { ActorStore, WaitSpec } from "./actor-store.js";
 import { MS, type StoreContext } from "./context.js";
 import type { SqlClient } from "./database.js";
-import {
-  ENTRIES_RECORDSET,
-  actorFromRow,
-  entriesParam,
-  type ActorRow,
-  type Fence,
-  type JournalEntry,
-} from "./rows.js";
+import { actorFromRow, type ActorRow, type Fence, type JournalEntry } from "./rows.js";
+import { FENCED_EFFECT, fencedParams } from "./fenced-effect.js";
 import { LOCK_NS } from "./sql.js";
 
 /*
@@ -27,17 +21,6 @@ const LOCK_SOURCES_EXCLUSIVE = `
     FROM (SELECT DISTINCT hashtext(s) AS h FROM unnest($1::text[]) s ORDER BY 1) x`;
 
 const JSON_RESULT = (expr: string) => `('\\x01'::bytea || convert_to((${expr})::text, 'UTF8'))`;
-
-/** Fence + buffered journal entries + the op's own entry, shared by the in-actor effect statements. */
-const FENCED = (extra: string) => `
-  f AS (
-    UPDATE {schema}.actors SET journal_version = journal_version + 1 + $4::int, updated_at = now(),
-           lease_expires_at = now() + ${MS("$5")}
-     WHERE id = $1 AND lease_version = $2 AND lease_owner = $3 ${extra}
-    RETURNING id, generation),
-  loc AS (
-    INSERT INTO {schema}.journal (actor_id, seq, kind, name, result, error)
-    SELECT f.id, e.seq, e.kind, e.name, decode(e.result, 'base64'), e.error FROM f, ${ENTRIES_RECORDSET("$6")})`;
 
 export interface PublishInput {
   source: string;
@@ -145,7 +128,7 @@ export class ChannelStore {
   ): Promise<string> {
     const { rows } = await this.c.db.query<{ id: string | null; fenced: number }>(
       this.c.sql(`
-        WITH ${FENCED("AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM {schema}.actors WHERE id = $11))")},
+        WITH ${FENCED_EFFECT("AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM {schema}.actors WHERE id = $11))")},
         l AS (SELECT ${LOCK_SHARED("$9")} AS locked FROM f),
         ins AS (
           INSERT INTO {schema}.messages (channel, data, metadata, sender, direct_to, origin_actor, origin_generation, origin_seq, origin_index, context)
@@ -156,12 +139,7 @@ export class ChannelStore {
           SELECT $1, $7, $8, $13, ${JSON_RESULT("json_build_object('id', ins.id::text)")} FROM ins)
         SELECT (SELECT id::text FROM ins) AS id, (SELECT count(*)::int FROM f) AS fenced`),
       [
-        fence.actorId,
-        fence.leaseVersion,
-        fence.worker,
-        locals.length,
-        op.leaseMs,
-        entriesParam(locals),
+        ...fencedParams(fence, locals, op.leaseMs),
         op.seq,
         op.kind,
         p.source,
@@ -189,7 +167,7 @@ export class ChannelStore {
   ): Promise<{ count: number; sources: string[] }> {
     const { rows } = await this.c.db.query<{ fenced: number; sources: string[] | null }>(
       this.c.sql(`
-        WITH ${FENCED("")},
+        WITH ${FENCED_EFFECT()},
         mem AS (
           SELECT gm.actor_id, $9 || ':' || gm.actor_id AS source, row_number() OVER (ORDER BY gm.actor_id) AS idx
             FROM {schema}.group_members gm, f WHERE gm.group_name = $8),
@@ -203,12 +181,7 @@ export class ChannelStore {
           SELECT f.id, $7, 'broadcast', $12, ${JSON_RESULT("json_build_object('count', (SELECT count(*) FROM ins))")} FROM f)
         SELECT (SELECT count(*)::int FROM f) AS fenced, (SELECT array_agg(channel) FROM ins) AS sources`),
       [
-        fence.actorId,
-        fence.leaseVersion,
-        fence.worker,
-        locals.length,
-        op.leaseMs,
-        entriesParam(locals),
+        ...fencedParams(fence, locals, op.leaseMs),
         op.seq,
         group,
         channel,
