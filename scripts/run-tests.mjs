@@ -25,6 +25,9 @@ const res = spawnSync(
     "tsx",
     "--test",
     "--test-reporter=spec",
+    // No single test may hang the run; the slowest (the randomized invariant
+    // run) sets its own, lower, limit.
+    `--test-timeout=${process.env.TEST_TIMEOUT_MS ?? 12 * 60_000}`,
     `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`,
     ...files,
   ],

@@ -13,6 +13,8 @@ export REDIS_PORT DEBIAN_FRONTEND=noninteractive
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 # Keep the real stdout on fd 3 for the final exports; send all else to stderr.
+# Daemons started below get `3>&-`: if they inherited fd 3, a caller reading
+# our stdout through $(...) would wait for EOF forever (the servers keep it open).
 exec 3>&1 1>&2
 
 # 1. Packages. Some machines have PostgreSQL binaries (e.g. /usr/local/bin/pg_ctl)
@@ -51,12 +53,12 @@ if pg_lsclusters -h | awk -v v="$PGVER" '$1==v && $2=="main" && $4=="online"' | 
   # (psql fails on the wrong port, which also yields a mismatch).
   if [ "$(pgsql -Atc 'SHOW max_connections' 2>/dev/null || true)" != 300 ]; then
     echo "start-services: restarting PostgreSQL $PGVER/main to apply settings"
-    pg_ctlcluster "$PGVER" main restart
+    pg_ctlcluster "$PGVER" main restart 3>&-
   fi
 else
   # Without systemd, pg_ctlcluster runs pg_ctl itself (and waits for startup).
   echo "start-services: starting PostgreSQL $PGVER/main"
-  pg_ctlcluster "$PGVER" main start
+  pg_ctlcluster "$PGVER" main start 3>&-
 fi
 for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.1; done
 pg_isready -q -h 127.0.0.1 -p "$PG_PORT"
@@ -72,7 +74,7 @@ SQL
 
 # 3. Redis (the command line lives in redis-ctl.sh). A redis-server started by
 # the Debian package (if any) may persist to disk; turn that off either way.
-bash "$HERE/redis-ctl.sh" start
+bash "$HERE/redis-ctl.sh" start 3>&-
 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config set save '' >/dev/null
 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" config set appendonly no >/dev/null
 
