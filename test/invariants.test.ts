@@ -284,6 +284,45 @@ describe("randomized invariants under faults", { skip: needsPostgres }, () => {
       await Promise.all(workers.map((w) => w.waitFor("ready")));
       log(`workers up: ${workers.map((w) => `${w.id}(pid ${w.pid})`).join(", ")}`);
 
+      const reportStall = async () => {
+        log(`STALL: no delivery processed for 20 s at ${done}/${expectedProcessed}; diagnostics follow`);
+        for (const w of live()) w.send({ cmd: "stats" });
+        const before = Date.now();
+        await Promise.all(live().map((w) => w.waitFor("stats", 5000).catch(() => null)));
+        for (const w of live()) {
+          const st = w.lines.findLast((l) => l.event === "stats" && l.at >= before - 1000);
+          log(`STALL ${w.id}: ${st ? JSON.stringify(st.worker) : "no stats answer"}`);
+        }
+        const dump = async (what: string, sql: string) =>
+          log(`STALL ${what}: ${JSON.stringify(await q(sql).catch((e: unknown) => String(e)))}`);
+        await dump(
+          "waiting actors with pending messages",
+          `SELECT a.id, a.wait_seq, a.wait_kind, a.sticky_worker, a.lease_owner, a.journal_version,
+                  s.source, s.mode, s.cursor, s.wait_seq AS sub_wait_seq
+             FROM {s}.actors a JOIN {s}.subscriptions s ON s.actor_id = a.id
+            WHERE a.status = 'waiting' AND (
+                  (s.mode = 'broadcast' AND EXISTS (SELECT 1 FROM {s}.messages m WHERE m.channel = s.source AND m.id > s.cursor AND m.direct_to IS NULL))
+               OR (s.mode <> 'broadcast' AND EXISTS (SELECT 1 FROM {s}.messages m WHERE m.channel = s.source AND m.claimed_by IS NULL
+                                                        AND (m.direct_to IS NOT NULL) = (s.mode = 'direct'))))
+            ORDER BY a.id LIMIT 30`,
+        );
+        await dump(
+          "actors by status",
+          `SELECT status, lease_owner, sticky_worker, count(*) AS n FROM {s}.actors GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+        );
+        await dump(
+          "database sessions",
+          `SELECT pid, state, wait_event_type, wait_event, now() - xact_start AS xact_age, left(query, 120) AS query
+             FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+              AND state <> 'idle' ORDER BY xact_start LIMIT 30`,
+        );
+        await dump(
+          "advisory locks",
+          `SELECT l.pid, l.mode, l.granted, count(*) AS n FROM pg_locks l WHERE l.locktype = 'advisory'
+            GROUP BY 1, 2, 3 ORDER BY 1 LIMIT 30`,
+        );
+      };
+
       const failedActors = async () => {
         const rows = await q<{ id: string; error: unknown }>(
           `SELECT id, error FROM {s}.actors WHERE status = 'failed' LIMIT 3`,
@@ -383,11 +422,23 @@ describe("randomized invariants under faults", { skip: needsPostgres }, () => {
       // ---- wait until everything is consumed --------------------------------------------
       let lastLog = 0;
       let done = 0;
+      let lastDone = -1;
+      let lastProgressAt = Date.now();
+      let stallReported = false;
       try {
         await waitUntil(
           async () => {
             await failedActors();
             done = await processed();
+            if (done !== lastDone) {
+              lastDone = done;
+              lastProgressAt = Date.now();
+            } else if (!stallReported && Date.now() - lastProgressAt > 20_000) {
+              // No progress for 20 s: record what every worker and the database look like
+              // while it is stuck (the run goes on: a late recovery is worth knowing too).
+              stallReported = true;
+              await reportStall();
+            }
             if (Date.now() - lastLog > 5000) {
               lastLog = Date.now();
               log(
