@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import pg from "pg";
+import { encode } from "../src/codec.js";
 import { actor, type ActorContext } from "../src/index.js";
 import { PG_URL, eventually, needsPostgres, restartable, testTroupe } from "./helpers.js";
 
@@ -107,6 +108,56 @@ describe("no lost wakeup", () => {
       }
     },
   );
+});
+
+describe("waiters nobody was told about", () => {
+  // Found by the randomized invariant run: after a worker was killed, its parked
+  // subscribers stayed sticky to it and were never delivered again — hints skip actors
+  // sticky to another worker, and the poll's sweep never ran because the claim started
+  // just before it held every free slot.
+
+  test("a waiter whose suspended execution lived on a worker that died is delivered by another", async () => {
+    const t = testTroupe({ actors: [waiter] });
+    try {
+      await t.start();
+      const ref = await t.spawn(waiter, { ch: "orphaned" });
+      await eventually(async () => (await t.get(ref.id))?.status === "waiting", "waiter parked");
+      // As if it had parked on a worker that is gone (no heartbeat at all).
+      await t._storage.db.query(
+        t._storage.sql("UPDATE {schema}.actors SET sticky_worker = 'a-worker-that-died' WHERE id = $1"),
+        [ref.id],
+      );
+      await t.publish("orphaned", "still delivered");
+      assert.equal(await ref.result({ timeout: "20s" }), "still delivered");
+    } finally {
+      await t.stop();
+    }
+  });
+
+  test("every worker's poll sweeps for lost wakeups, also when it is not the leader", async () => {
+    const t = testTroupe({ actors: [waiter], pollInterval: "100ms" });
+    try {
+      await t.start();
+      // Someone else leads: no hints from the background loop, only this worker's own sweep.
+      await t._storage.db.query(
+        t._storage.sql(`
+          INSERT INTO {schema}.system_locks (name, owner, expires_at) VALUES ('leader', 'someone-else', now() + interval '1 hour')
+          ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at`),
+      );
+      await eventually(() => t.workerStats()?.leader === false, "this worker no longer leads");
+      const ref = await t.spawn(waiter, { ch: "unannounced" });
+      await eventually(async () => (await t.get(ref.id))?.status === "waiting", "waiter parked");
+      // A message written without any wakeup (as if the hint was lost on the way).
+      await t._storage.channels.publish({
+        source: "unannounced",
+        data: encode("found by the sweep"),
+        metadata: {},
+      });
+      assert.equal(await ref.result({ timeout: "20s" }), "found by the sweep");
+    } finally {
+      await t.stop();
+    }
+  });
 });
 
 /** How many messages the actor had consumed when it last parked; -1 while it runs. One snapshot for both facts. */

@@ -107,20 +107,14 @@ export class Worker implements ExecutionHost {
     });
     this.wakeups.onWakeup((w) => this.onWakeup(w));
     // Hints were lost while disconnected: claim, and deliver whatever waits with messages pending.
-    this.wakeups.onReconnect(() => {
-      this.kick();
-      void this.sweep();
-    });
+    this.wakeups.onReconnect(() => void this.poll());
     this.heartbeatTimer = setInterval(
       () => void this.heartbeat(),
       Math.max(50, Math.floor(this.leaseMs / 3)),
     );
     // Polling fallback: claim runnable actors, and deliver to waiting actors of our types
     // whose wakeup was lost (every worker sweeps for its own types: pools may be split).
-    this.pollTimer = setInterval(() => {
-      this.kick();
-      void this.sweep();
-    }, this.cfg.pollMs);
+    this.pollTimer = setInterval(() => void this.poll(), this.cfg.pollMs);
     this.background.start();
     this.kick();
   }
@@ -243,14 +237,35 @@ export class Worker implements ExecutionHost {
     }
   }
 
+  private polling = false;
+
+  /**
+   * One polling round: claim runnable actors, then sweep. In sequence, not side by side: a
+   * claim in flight holds every free slot (reserved) until its query returns, so a sweep
+   * started next to it would always find the worker full and never run.
+   */
+  private async poll(): Promise<void> {
+    if (this.polling || this.stopping) return;
+    this.polling = true;
+    try {
+      this.kick();
+      await this.claimLoop;
+      await this.sweep();
+    } finally {
+      this.polling = false;
+    }
+  }
+
   /** Forced delivery for every source with a waiting subscriber and a pending message. */
   async sweep(): Promise<void> {
+    // Let in-flight claims and deliveries give back the slots they hold first (see poll).
+    await Promise.allSettled([this.claimLoop, this.deliveryLoop]);
     if (this.stopping || this.free() <= 0) return;
     try {
       const sources = await this.storage.channels.pendingSources(1000, this.types);
       if (sources.length > 0) await this.deliver(sources, false);
     } catch (err) {
-      this.cfg.log("warn", "sweep after reconnect failed", { error: String(err) });
+      this.cfg.log("warn", "sweep for pending deliveries failed", { error: String(err) });
     }
   }
 

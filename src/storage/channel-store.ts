@@ -343,8 +343,8 @@ export class ChannelStore {
    * its cursor; competing/direct: distinct unclaimed messages in FIFO order), journal the
    * delivery at the waiting position, advance cursors / write claims, clear the waits and
    * take the lease for this worker — one transaction. Locked actors are left to the sweep.
-   * With `stickyOnly`, actors whose suspended execution lives on another worker are left
-   * to that worker (or to the sweep).
+   * With `stickyOnly`, actors whose suspended execution lives on another live worker are
+   * left to that worker (or to the sweep); a sticky worker silent for a lease counts as gone.
    */
   async deliver(
     sources: readonly string[],
@@ -461,7 +461,10 @@ const DELIVER = `
              OR (s.mode <> 'broadcast' AND EXISTS (
                    SELECT 1 FROM {schema}.messages m WHERE m.channel = s.source AND m.claimed_by IS NULL
                       AND (m.direct_to IS NOT NULL) = (s.mode = 'direct')))))
-       AND (NOT $2 OR a.sticky_worker IS NULL OR a.sticky_worker = $3)
+       -- sticky: the worker holding the suspended execution resumes it cheaply, unless that
+       -- worker has not heartbeaten for a lease (dead or frozen): then anyone may take it
+       AND (NOT $2 OR a.sticky_worker IS NULL OR a.sticky_worker = $3 OR NOT EXISTS (
+             SELECT 1 FROM {schema}.workers w WHERE w.id = a.sticky_worker AND w.heartbeat_at > now() - ${MS("$5")}))
        AND a.actor = ANY($6::text[])
      LIMIT $4
      FOR UPDATE OF a SKIP LOCKED),
