@@ -48,6 +48,18 @@ export function isDurable(ch: ChannelLike): boolean {
   return typeof ch === "string" || ch.durable !== false;
 }
 
+/**
+ * send / group broadcast write into actors' mailboxes, and only durable channels have
+ * mailboxes: a `{ durable: false }` channel there is a mistake, not a silent write.
+ */
+export function requireDurable(ch: ChannelLike, op: "send" | "broadcast"): void {
+  if (!isDurable(ch))
+    throw new ValidationError(
+      `channel "${channelName(ch)}" is not durable: ${op} delivers into actors' mailboxes, ` +
+        `which only durable channels have (publish reaches the listeners of a non-durable channel)`,
+    );
+}
+
 /** A message as an actor receives it. */
 export interface Message<T = unknown> {
   /** Opaque id, increasing within a channel. */

@@ -6,6 +6,7 @@ import {
   channelName,
   checkMetadata,
   isDurable,
+  requireDurable,
   mailbox,
   validatePayload,
   type ChannelLike,
@@ -427,6 +428,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   ): Promise<{ id: string }> {
     const storage = this.requireStorage("send");
     checkName(actorId, "actor id", 255);
+    requireDurable(ch, "send");
     const m = this.prepareMessage(ch, data, opts);
     const mode = await storage.channels.modeOf(m.name);
     if (mode && mode !== "direct")
@@ -453,6 +455,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   ): Promise<{ count: number }> {
     const storage = this.requireStorage("broadcast");
     checkName(group, "group name");
+    requireDurable(ch, "broadcast");
     const m = this.prepareMessage(ch, data, opts);
     const mode = await storage.channels.modeOf(m.name);
     if (mode && mode !== "direct")

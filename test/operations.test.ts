@@ -152,4 +152,30 @@ describe("listeners and non-durable channels", () => {
       .catch((e: TroupeError) => e);
     assert.equal((err as TroupeError & { error?: { code: string } }).error?.code, "VALIDATION");
   });
+
+  test("send and group broadcast on a non-durable channel are typed errors that write nothing", async () => {
+    await t.start();
+    const Typing = channel<{ who: string }>("typing-direct", { durable: false });
+    const target = await t.spawn(typist, {}, { id: "typist-target" });
+    await target.result({ timeout: "30s" });
+    await assert.rejects(t.send(target.id, Typing, { who: "x" }), {
+      code: "VALIDATION",
+      message: /not durable/,
+    });
+    await assert.rejects(t.broadcast("room", Typing, { who: "x" }), {
+      code: "VALIDATION",
+      message: /not durable/,
+    });
+    // Inside an actor: the actor fails with the same typed error, nothing sent.
+    const sender = actor("nd-sender", async (ctx: ActorContext) => {
+      await ctx.send("typist-target", Typing, { who: ctx.id });
+    });
+    const ref = await t.spawn(sender, {});
+    const failed = await ref.result({ timeout: "30s" }).catch((e: unknown) => e);
+    assert.equal((failed as { error?: { code: string } }).error?.code, "VALIDATION");
+    const { rows } = await t._storage.db.query<{ n: number }>(
+      t._storage.sql("SELECT count(*)::int AS n FROM {schema}.messages WHERE channel LIKE 'typing-direct%'"),
+    );
+    assert.equal(rows[0]!.n, 0, "nothing written");
+  });
 });

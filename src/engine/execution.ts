@@ -4,6 +4,7 @@ import {
   channelName,
   checkMetadata,
   isDurable,
+  requireDurable,
   checkMode,
   mailbox,
   sourceOf,
@@ -688,6 +689,7 @@ export class Execution {
     o: PublishOptions = {},
   ): Promise<{ id: string }> {
     checkName(to, "target actor id", 255);
+    requireDurable(ch, "send");
     const name = channelName(ch);
     const payload = this.encodeValue(validatePayload(ch, data), `message for "${name}"`);
     const metadata = checkMetadata(o.metadata);
@@ -718,6 +720,7 @@ export class Execution {
     o: PublishOptions = {},
   ): Promise<{ count: number }> {
     checkName(group, "group name");
+    requireDurable(ch, "broadcast");
     const name = channelName(ch);
     const payload = this.encodeValue(validatePayload(ch, data), `message for "${name}"`);
     const metadata = checkMetadata(o.metadata);
