@@ -54,8 +54,27 @@ const ticker = actor(
   },
 );
 
+/** A transactional step with a compensation, then a plain one, then a failure. */
+const txSaga = actor("tx-saga", async (ctx: ActorContext, input: { table: string; file: string }) => {
+  await ctx.transaction(
+    "reserve",
+    async (tx) => {
+      await tx.query(`INSERT INTO ${input.table} (what) VALUES ('reserved')`);
+      return "r-1";
+    },
+    {
+      compensate: async (reservation: string) =>
+        void (await writeFile(input.file, `undo ${reservation}\n`, { flag: "a" })),
+    },
+  );
+  await ctx.step("charge", () => writeFile(input.file, "charge\n", { flag: "a" }), {
+    compensate: async () => void (await writeFile(input.file, "refund\n", { flag: "a" })),
+  });
+  throw new Error("shipping unavailable");
+});
+
 describe("sagas and cancellation", () => {
-  const t = testTroupe({ actors: [saga, slowStep, waiterWithSaga, sleeper, quick, counter, ticker] });
+  const t = testTroupe({ actors: [saga, slowStep, waiterWithSaga, sleeper, quick, counter, ticker, txSaga] });
   after(() => t.stop());
 
   test("a failure runs the compensations newest first, each once, and the actor ends failed", async () => {
@@ -69,6 +88,31 @@ describe("sagas and cancellation", () => {
     assert.match((err as unknown as { error: { message: string } }).error.message, /card declined/);
     assert.deepEqual(await lines(file), ["do a", "do b", "do c", "undo c", "undo b", "undo a"]);
     assert.equal((await t.get(ref.id))?.status, "failed");
+  });
+
+  test("a transactional step's compensation is registered with its transaction and runs in order", async () => {
+    await t.start();
+    const file = join(dir, "tx-saga.log");
+    const table = `"${t._storage.schema}".tx_saga_rows`;
+    await t._storage.db.exec(`CREATE TABLE ${table} (what text NOT NULL)`);
+    const ref = await t.spawn(txSaga, { table, file });
+    const err = await ref.result({ timeout: "30s" }).catch((e: unknown) => e);
+    assert.equal((err as TroupeError).code, "ACTOR_FAILED");
+    assert.deepEqual(await lines(file), ["charge", "refund", "undo r-1"]);
+    const { rows } = await t._storage.db.query<{ n: number }>(
+      t._storage.sql(
+        "SELECT count(*)::int AS n FROM {schema}.compensations WHERE actor_id = $1 AND status = 'done'",
+      ),
+      [ref.id],
+    );
+    assert.equal(rows[0]!.n, 2, "both compensations recorded as done");
+    const effects = await t._storage.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
+    assert.equal(effects.rows[0]!.n, 1, "the transactional effect happened once");
+    const bad = actor("tx-bad-compensate", async (ctx: ActorContext) =>
+      ctx.transaction("x", async () => 1, { compensate: "nope" as never }),
+    );
+    const failed = await (await t.spawn(bad, {})).result({ timeout: "30s" }).catch((e: unknown) => e);
+    assert.equal((failed as { error?: { code: string } }).error?.code, "VALIDATION");
   });
 
   test("cancel while waiting on receive: compensations run, groups left, status cancelled with the reason", async () => {

@@ -473,10 +473,18 @@ export class Execution {
     const retry = resolveRetry(options.retry, `transaction "${name}"`);
     const timeoutMs =
       options.timeout === undefined ? undefined : toMillis(options.timeout, `transaction "${name}" timeout`);
+    const compensate = options.compensate;
+    if (compensate !== undefined && typeof compensate !== "function") {
+      throw new ValidationError(`transaction "${name}": compensate must be a function`);
+    }
     const seq = this.seq++;
     const e = await this.recorded(seq, "tx", name);
-    if (e) return this.replayed<T>(e);
-    return this.live(async () => {
+    if (e) {
+      const value = this.replayed<T>(e);
+      if (compensate) this.compensations.set(seq, { name, run: async () => compensate(value) });
+      return value;
+    }
+    const value = await this.live(async () => {
       try {
         return await runWithRetry(
           name,
@@ -486,6 +494,9 @@ export class Execution {
               this.host.leaseMs,
               async (tx) => {
                 const v = await fn(tx);
+                // Registered in the step's own transaction: the compensation exists iff the step committed.
+                if (compensate)
+                  await this.host.storage.lifecycle.addCompensation(tx, this.id, this.generation, seq, name);
                 await this.host.debugPoint("tx:after-fn", { actorId: this.id, step: name, seq });
                 return v;
               },
@@ -512,6 +523,8 @@ export class Execution {
         throw err;
       }
     });
+    if (compensate) this.compensations.set(seq, { name, run: async () => compensate(value) });
+    return value;
   }
 
   private async sleepFor(ms: number): Promise<void> {

@@ -35,13 +35,18 @@ export class LifecycleStore {
   ) {
     await this.c.db.transaction(async (tx) => {
       await this.actors.fenceAndInsert(tx, fence, entries, leaseMs);
-      await tx.query(
-        this.c.sql(
-          `INSERT INTO {schema}.compensations (actor_id, generation, seq, name) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-        ),
-        [fence.actorId, generation, seq, name],
-      );
+      await this.addCompensation(tx, fence.actorId, generation, seq, name);
     });
+  }
+
+  /** Inside the caller's transaction (a transactional step's): registers its compensation. */
+  async addCompensation(tx: SqlClient, actorId: string, generation: number, seq: number, name: string) {
+    await tx.query(
+      this.c.sql(
+        `INSERT INTO {schema}.compensations (actor_id, generation, seq, name) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+      ),
+      [actorId, generation, seq, name],
+    );
   }
 
   /** Pending compensations of the current generation, newest first (LIFO). */
