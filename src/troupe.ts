@@ -252,8 +252,14 @@ export class Troupe extends EventEmitter<TroupeEvents> {
 
     const onError = (e: Error) =>
       this.log("warn", "wakeup transport error (polling covers it)", { error: e.message });
+    // Redis topic: schema name for people reading MONITOR, installation id so that two
+    // databases sharing a Redis (and a schema name) never hear each other.
     this.wakeups = this.options.redis
-      ? new RedisWakeups(this.options.redis, this.opts.schema, onError)
+      ? new RedisWakeups(
+          this.options.redis,
+          `${this.opts.schema}:${await this.storage.installationId()}`,
+          onError,
+        )
       : new LocalWakeups(scope);
     const listeners = new Listeners(this.storage, this.wakeups, (e) =>
       this.log("warn", "a listener failed", { error: String(e) }),

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { after, describe, test } from "node:test";
 import {
+  Troupe,
   actor,
   asyncLocalContext,
   channel,
@@ -9,7 +10,7 @@ import {
   type Message,
   type TroupeError,
 } from "../src/index.js";
-import { eventually, testTroupe } from "./helpers.js";
+import { PG_URL, REDIS_URL, dropSchema, eventually, freshSchema, testTroupe } from "./helpers.js";
 
 const tenant = new AsyncLocalStorage<{ id: string }>();
 const trace = new AsyncLocalStorage<string>();
@@ -178,4 +179,67 @@ describe("listeners and non-durable channels", () => {
     );
     assert.equal(rows[0]!.n, 0, "nothing written");
   });
+});
+
+describe("two installations sharing one Redis", () => {
+  // Same schema name, different databases (the real server and an embedded one), one
+  // Redis: hints, cancels and non-durable messages must stay inside each installation.
+  const skip = REDIS_URL && PG_URL ? false : "needs a real PostgreSQL and Redis";
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  const napper = actor("napper", async (ctx: ActorContext) => {
+    await ctx.step("hold", () => gate, { compensate: () => {} }); // both running while a cancels
+    await ctx.sleep("1h");
+    return "woke";
+  });
+
+  test(
+    "a cancel, a hint or a non-durable message never crosses to the other installation",
+    { skip },
+    async () => {
+      const schema = freshSchema("iso");
+      const a = new Troupe({
+        actors: [napper],
+        database: PG_URL,
+        redis: REDIS_URL,
+        schema,
+        logger: () => {},
+      });
+      const b = new Troupe({
+        actors: [napper],
+        database: "memory://",
+        redis: REDIS_URL,
+        schema,
+        logger: () => {},
+      });
+      try {
+        await Promise.all([a.start(), b.start()]);
+        const Presence = channel<string>("presence", { durable: false });
+        const heardA: string[] = [];
+        const heardB: string[] = [];
+        a.listen(Presence, (m) => void heardA.push(m.data));
+        b.listen(Presence, (m) => void heardB.push(m.data));
+        const ra = await a.spawn(napper, {}, { id: "same-id" });
+        const rb = await b.spawn(napper, {}, { id: "same-id" });
+        await eventually(
+          () => a.workerStats()?.running === 1 && b.workerStats()?.running === 1,
+          "both in their step",
+        );
+        await a.publish(Presence, "only for a");
+        await ra.cancel("a only");
+        open();
+        await assert.rejects(ra.result({ timeout: "20s" }), { code: "CANCELLED" });
+        await eventually(async () => (await b.get(rb.id))?.status !== "running", "b's actor left its step");
+        await eventually(() => heardA.length === 1, "a's listener heard a's message");
+        // b's actor is untouched, and b heard nothing (give a stray hint time to land).
+        await a.publish(Presence, "still only for a");
+        await eventually(() => heardA.length === 2, "a's listener heard the second message");
+        assert.deepEqual(heardB, []);
+        assert.equal((await b.get(rb.id))?.status, "waiting");
+      } finally {
+        await Promise.all([a.stop(), b.stop()]);
+        await dropSchema(schema);
+      }
+    },
+  );
 });

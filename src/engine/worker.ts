@@ -170,12 +170,24 @@ export class Worker implements ExecutionHost {
     if (w.kind === "actor") {
       void this.claimOne(w.key);
     } else if (w.kind === "cancel") {
-      this.running.get(w.key)?.requestCancel();
-      this.parked.delete(w.key);
+      void this.onCancelHint(w.key);
     } else if (w.kind === "channel") {
       this.dirtySources.add(w.key);
       if (!this.delivering) this.deliveryLoop = this.drainDirtySources();
     }
+  }
+
+  /** A hint is not the truth: act on a cancel only once the database has the request. */
+  private async onCancelHint(id: string): Promise<void> {
+    if (!this.running.has(id) && !this.parked.has(id)) return;
+    try {
+      const row = await this.storage.actors.get(id);
+      if (!row?.cancelRequestedAt) return;
+    } catch {
+      return; // the heartbeat reads cancel requests from the database too
+    }
+    this.running.get(id)?.requestCancel();
+    this.parked.delete(id);
   }
 
   /** Delivers to waiting subscribers of the sources named by wakeups, in batches, one round at a time. */

@@ -52,6 +52,15 @@ export class Storage {
     return checkSchema(this.db, this.schema);
   }
 
+  /** The random id made once per installation (database + schema): scopes shared transports. */
+  async installationId(): Promise<string> {
+    const { rows } = await this.db.query<{ id: string }>(
+      this.ctx.sql("SELECT id FROM {schema}.installation"),
+    );
+    if (!rows[0]) throw new Error(`schema "${this.schema}" has no installation id (migration 0004 missing)`);
+    return rows[0].id;
+  }
+
   /** Raw SQL bound to the schema, for tests and tools. */
   sql(text: string): string {
     return this.ctx.sql(text);

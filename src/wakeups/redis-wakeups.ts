@@ -13,7 +13,7 @@ export function reconnectDelay(attempt: number, capMs = 5000): number {
 
 /**
  * Redis pub/sub fan-out: every worker subscribes (on its own dedicated connection) to one
- * Redis channel per troupe schema. Frames are msgpack [kindIndex, key, payload|null, …].
+ * Redis channel per troupe installation (`troupe:<schema>:<installation id>:wake`). Frames are msgpack [kindIndex, key, payload|null, …].
  */
 export class RedisWakeups implements Wakeups {
   private pub: Redis | undefined;
