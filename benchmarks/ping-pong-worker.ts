@@ -21,6 +21,8 @@ const troupe = new Troupe({
   database: process.env.BENCH_DATABASE_URL,
   redis: process.env.BENCH_REDIS_URL,
   schema,
+  // BENCH_PREPARED=0: measure without named prepared statements (the option defaults to on).
+  preparedStatements: process.env.BENCH_PREPARED !== "0",
   workerId: `bench-${role}-${process.pid}`,
   logger: (level, msg, fields) => {
     if (level === "warn" || level === "error") send({ type: "log", level, msg, fields });

@@ -178,6 +178,8 @@ async function runVariant(ctx: ScenarioContext, variant: Variant, warmup: number
         database: pglite ? "memory://" : PG_URL,
         ...(pglite ? {} : { redis: REDIS_URL }),
         schema,
+        // BENCH_PREPARED=0: measure without named prepared statements (the option defaults to on).
+        preparedStatements: process.env.BENCH_PREPARED !== "0",
         logger: (level, msg, fields) => {
           if (level === "warn" || level === "error")
             warnings.push(`${level} ${msg} ${JSON.stringify(fields ?? {})}`);

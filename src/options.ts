@@ -42,6 +42,12 @@ export interface TroupeOptions {
   workerId?: string;
   /** Connections in the pool troupe opens for a URL (default 10). */
   poolSize?: number;
+  /**
+   * Send troupe's own statements as named prepared statements, parsed and planned once per
+   * connection (default true; about halves a message round trip). Turn off behind a pooler
+   * that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
+   */
+  preparedStatements?: boolean;
   /** Suspended executions kept in memory to resume without replay (default 10,000). */
   maxCachedExecutions?: number;
   /** How long stop() waits for running actors before handing them back (default "10s"). */
@@ -96,6 +102,7 @@ export interface ResolvedOptions {
   pollMs: number;
   maxPayloadBytes: number;
   poolSize: number;
+  preparedStatements: boolean;
   maxParked: number;
   shutdownMs: number;
   messageRetentionMs: number;
@@ -106,6 +113,12 @@ function positiveInt(v: unknown, what: string, dflt: number): number {
   if (v === undefined) return dflt;
   if (typeof v !== "number" || !Number.isInteger(v) || v < 1)
     throw new ValidationError(`${what} must be a positive integer`);
+  return v;
+}
+
+function flag(v: unknown, what: string, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== "boolean") throw new ValidationError(`${what} must be true or false`);
   return v;
 }
 
@@ -122,6 +135,7 @@ export function resolveOptions(o: TroupeOptions): ResolvedOptions {
     pollMs,
     maxPayloadBytes: positiveInt(o.maxPayloadBytes, "maxPayloadBytes", 1024 * 1024),
     poolSize: positiveInt(o.poolSize, "poolSize", 10),
+    preparedStatements: flag(o.preparedStatements, "preparedStatements", true),
     maxParked: positiveInt(o.maxCachedExecutions, "maxCachedExecutions", 10_000),
     shutdownMs: toMillis(o.shutdownTimeout ?? "10s", "shutdownTimeout"),
     messageRetentionMs: toMillis(o.messageRetention ?? "7d", "messageRetention"),

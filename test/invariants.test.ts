@@ -882,20 +882,18 @@ describe("transient database errors inside journaled effects", { skip: needsPost
   test("a deadlock-victim publish is retried (or replayed), not turned into a failed actor", async () => {
     const pool = new pg.Pool({ connectionString: PG_URL, max: 5 });
     let injected = 0;
-    const realQuery = pool.query.bind(pool) as (text: string, params?: unknown[]) => Promise<unknown>;
-    (pool as unknown as { query: typeof realQuery }).query = (text, params) => {
-      if (
-        injected === 0 &&
-        typeof text === "string" &&
-        text.includes("origin_actor") &&
-        text.includes("ins AS")
-      ) {
+    type Query = string | { text: string };
+    const realQuery = pool.query.bind(pool) as (q: Query, params?: unknown[]) => Promise<unknown>;
+    (pool as unknown as { query: typeof realQuery }).query = (q, params) => {
+      // troupe sends its statements as named prepared statements ({ name, text, values }).
+      const text = typeof q === "string" ? q : q.text;
+      if (injected === 0 && text.includes("origin_actor") && text.includes("ins AS")) {
         injected++;
         return realQuery(
           "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = 'deadlock_detected'; END $$",
         );
       }
-      return realQuery(text, params);
+      return realQuery(q, params);
     };
     const once = actor("inv-publish-once", async (ctx: ActorContext) => {
       await ctx.publish("inv-transient", { n: 1 });

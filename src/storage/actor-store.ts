@@ -150,7 +150,7 @@ export class ActorStore {
   async list(filter: ListFilter): Promise<{ rows: ActorRow[]; nextCursor?: string }> {
     const q = buildListQuery(filter);
     const { rows } = await this.c.db.query<Record<string, any>>(
-      this.c.sql(`SELECT *, started_at::text AS started_key FROM {schema}.actors ${q.where}
+      this.c.adHoc(`SELECT *, started_at::text AS started_key FROM {schema}.actors ${q.where}
                    ORDER BY started_at DESC, id DESC LIMIT ${q.limit + 1}`),
       q.params,
     );

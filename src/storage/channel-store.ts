@@ -357,14 +357,10 @@ export class ChannelStore {
     if (sources.length === 0 || limit <= 0 || types.length === 0) return [];
     return this.c.db.transaction(async (tx) => {
       await tx.query(this.c.sql(LOCK_SOURCES_EXCLUSIVE), [sources]);
-      const { rows } = await tx.query(this.c.sql(DELIVER), [
-        sources,
-        stickyOnly,
-        worker,
-        limit,
-        leaseMs,
-        types,
-      ]);
+      // Prepared only for one source: over many sources its generic plan is far slower
+      // (measured ~250 ms against ~20 ms for custom plans at 500 sources).
+      const text = sources.length === 1 ? this.c.sql(DELIVER) : this.c.adHoc(DELIVER);
+      const { rows } = await tx.query(text, [sources, stickyOnly, worker, limit, leaseMs, types]);
       return rows.map((r) => ({
         row: actorFromRow(r),
         entry: {

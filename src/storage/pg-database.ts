@@ -1,5 +1,6 @@
 import pg from "pg";
 import type { Database, QueryResult, SqlClient } from "./database.js";
+import { preparedName } from "./prepared.js";
 
 /** node-postgres: accepts a URL (pool owned and closed by us) or the user's pool (never closed by us). */
 export class PgDatabase implements Database {
@@ -7,7 +8,13 @@ export class PgDatabase implements Database {
   private readonly pool: pg.Pool;
   private readonly owned: boolean;
 
-  constructor(source: string | pg.Pool, opts: { poolSize?: number; onError?: (err: Error) => void } = {}) {
+  private readonly prepare: boolean;
+
+  constructor(
+    source: string | pg.Pool,
+    opts: { poolSize?: number; onError?: (err: Error) => void; preparedStatements?: boolean } = {},
+  ) {
+    this.prepare = opts.preparedStatements ?? true;
     if (typeof source === "string") {
       this.pool = new pg.Pool({ connectionString: source, max: opts.poolSize ?? 10 });
       this.owned = true;
@@ -19,8 +26,14 @@ export class PgDatabase implements Database {
     this.pool.on("error", (err) => opts.onError?.(err));
   }
 
+  /** troupe's own statements go as named prepared statements (parse + plan once per connection). */
+  private config(text: string, params?: unknown[]): pg.QueryConfig {
+    const name = this.prepare && params ? preparedName(text) : undefined;
+    return name ? { name, text, values: params } : { text, values: params };
+  }
+
   async query<R>(text: string, params?: unknown[]): Promise<QueryResult<R>> {
-    const res = await this.pool.query(text, params as unknown[]);
+    const res = await this.pool.query(this.config(text, params));
     return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
   }
 
@@ -35,7 +48,7 @@ export class PgDatabase implements Database {
       await client.query("BEGIN");
       const tx: SqlClient = {
         query: async <R>(text: string, params?: unknown[]) => {
-          const res = await client.query(text, params as unknown[]);
+          const res = await client.query(this.config(text, params));
           return { rows: res.rows as R[], rowCount: res.rowCount ?? 0 };
         },
         exec: async (script: string) => {
