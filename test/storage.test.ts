@@ -86,6 +86,18 @@ describe("storage suite", () => {
     assert.ok((await s.actors.claimRunnable(W, 5000, 10, types)).some((r) => r.id === "s-3"));
   });
 
+  test("a timer that is not due yet never fires its wait (a stale local timer after recur)", async () => {
+    await newActor("s-3b");
+    const row = (await s.actors.claim("s-3b", W, 5000, types))!;
+    const fence = { actorId: "s-3b", leaseVersion: row.leaseVersion, worker: W };
+    const until = new Date(Date.now() + 60_000);
+    await s.actors.suspend(fence, { seq: 0, kind: "receive", name: "c", until }, []);
+    assert.equal(await s.timers.fire("s-3b", 0), false, "not due: the wait stays");
+    assert.equal((await s.actors.get("s-3b"))!.status, "waiting");
+    assert.equal(await s.journal.entry("s-3b", 0), null);
+    assert.equal((await s.timers.dueAt("s-3b", 0))?.getTime(), until.getTime());
+  });
+
   test("finish records the outcome and drops waits, subscriptions and memberships", async () => {
     await newActor("s-4");
     const row = (await s.actors.claim("s-4", W, 5000, types))!;

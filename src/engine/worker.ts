@@ -548,6 +548,11 @@ export class Worker implements ExecutionHost {
       if (await this.storage.timers.fire(actorId, seq)) {
         this.wakeups.publish([{ kind: "actor", key: actorId }]);
         await this.claimOne(actorId);
+      } else {
+        // Not fired: completed by someone else, or not due yet (this timer was armed for an
+        // earlier wait at the same position, or clocks differ): follow the timer as it is now.
+        const due = await this.storage.timers.dueAt(actorId, seq);
+        if (due) this.armLocalTimer(actorId, seq, new Date(Math.max(due.getTime(), Date.now() + 5)));
       }
     } catch (err) {
       this.cfg.log("warn", "firing a timer failed; the leader will retry", { actorId, error: String(err) });

@@ -8,7 +8,9 @@ import type { StoreContext } from "./context.js";
  */
 const FIRE = `
   WITH t AS (
-    DELETE FROM {schema}.timers WHERE actor_id = $1 AND seq = $2 RETURNING actor_id),
+    -- due_at: a stale local timer (armed for an earlier wait at the same seq, e.g. before a
+    -- recur) must never fire a later wait before its own deadline
+    DELETE FROM {schema}.timers WHERE actor_id = $1 AND seq = $2 AND due_at <= now() RETURNING actor_id),
   w AS (
     SELECT x.id, x.wait_kind, x.wait_name FROM {schema}.actors x JOIN t ON x.id = t.actor_id
      WHERE x.status = 'waiting' AND x.wait_seq = $2),
@@ -33,6 +35,15 @@ export class TimerStore {
       [limit],
     );
     return rows.map((r) => ({ actorId: r.actor_id, seq: Number(r.seq) }));
+  }
+
+  /** The deadline of the actor's pending timer at `seq`, if it has one. */
+  async dueAt(actorId: string, seq: number): Promise<Date | null> {
+    const { rows } = await this.c.db.query<{ due_at: Date }>(
+      this.c.sql("SELECT due_at FROM {schema}.timers WHERE actor_id = $1 AND seq = $2"),
+      [actorId, seq],
+    );
+    return rows[0] ? new Date(rows[0].due_at) : null;
   }
 
   /** True when this call completed the wait (the actor is now runnable). */
