@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import pg from "pg";
-import { encode } from "../src/codec.js";
-import { actor, type ActorContext } from "../src/index.js";
+import { decode, encode } from "../src/codec.js";
+import { TroupeError, actor, type ActorContext } from "../src/index.js";
 import { PG_URL, eventually, needsPostgres, restartable, testTroupe } from "./helpers.js";
 
 const echo = actor("echo", async (ctx: ActorContext, input: { n: number }) => {
@@ -226,6 +226,77 @@ describe("replay after a restart", () => {
         );
         assert.equal(rows[0]!.n, 1, "…but the publish itself happened once");
         assert.deepEqual(await b.members("once-group"), [], "finished actors leave their groups");
+      } finally {
+        await b.stop();
+      }
+    } finally {
+      await a.stop();
+      await db.cleanup();
+    }
+  });
+});
+
+describe("replay of delivered messages and of values drawn around a failed effect", () => {
+  const reader = actor("replay-reader", async (ctx: ActorContext) => {
+    await ctx.subscribe("rp-bc", "broadcast");
+    await ctx.subscribe("rp-comp", "competing");
+    await ctx.subscribe("rp-inbox", "direct");
+    await ctx.join("rp-ready");
+    const got = [];
+    for (const ch of ["rp-bc", "rp-comp", "rp-inbox"]) {
+      const m = await ctx.receive<string>(ch, { timeout: "20s" });
+      got.push({ ch: m?.channel, data: m?.data, id: m?.id, meta: m?.metadata });
+    }
+    // A value drawn just before an effect that fails must be journaled with the error.
+    const token = await ctx.uuid();
+    const failed = await ctx.send("rp-ghost", "rp-inbox", 1).then(
+      () => "sent",
+      (e: TroupeError) => e.code,
+    );
+    await ctx.sleep("700ms");
+    return { got, token, failed };
+  });
+
+  test("broadcast, competing and direct deliveries and a uuid drawn before a failed send replay identically", async () => {
+    const db = await restartable();
+    const a = db.make({ actors: [reader] });
+    try {
+      await a.start();
+      const ref = await a.spawn(reader, {}, { id: "rp-1" });
+      await eventually(async () => (await a.members("rp-ready")).length === 1, "subscribed");
+      await a.publish("rp-bc", "b1", { metadata: { k: 1 } });
+      await a.publish("rp-comp", "c1");
+      await a.send(ref.id, "rp-inbox", "d1");
+      await eventually(async () => {
+        const row = await a._storage.actors.get(ref.id);
+        return row?.status === "waiting" && row.waitKind === "sleep";
+      }, "parked in its sleep");
+      const before = await a._storage.journal.page(ref.id, 0, 100);
+      await a.stop();
+      const b = db.make({ actors: [reader] });
+      await b.start();
+      try {
+        // New messages now would change live receives; the replay must return the journaled ones.
+        await b.publish("rp-bc", "b2");
+        await b.publish("rp-comp", "c2");
+        await b.send(ref.id, "rp-inbox", "d2");
+        const out = (await b.ref(ref.id).result({ timeout: "20s" })) as {
+          got: { ch: string; data: string; meta: Record<string, unknown> }[];
+          token: string;
+          failed: string;
+        };
+        assert.deepEqual(
+          out.got.map((g) => [g.ch, g.data, g.meta]),
+          [
+            ["rp-bc", "b1", { k: 1 }],
+            ["rp-comp", "c1", {}],
+            ["rp-inbox", "d1", {}],
+          ],
+        );
+        assert.equal(out.failed, "NOT_FOUND");
+        const uuidEntry = before.find((e) => e.kind === "uuid");
+        assert.ok(uuidEntry, "the uuid drawn before the failed send was journaled");
+        assert.equal(out.token, decode(uuidEntry.result), "the replay returned the same uuid");
       } finally {
         await b.stop();
       }

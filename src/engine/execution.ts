@@ -232,6 +232,21 @@ export class Execution {
     return this.local.splice(0);
   }
 
+  /**
+   * Hands the buffered now/random/uuid/members entries to one write. If that write fails
+   * (its transaction rolled back), they go back to the buffer, so the next write (e.g. the
+   * error entry of a failed effect) still records them and a replay sees the same values.
+   */
+  private async withLocals<T>(write: (locals: JournalEntry[]) => Promise<T>): Promise<T> {
+    const locals = this.drainLocal();
+    try {
+      return await write(locals);
+    } catch (err) {
+      this.local.unshift(...locals);
+      throw err;
+    }
+  }
+
   // ---- primitives used by the context -------------------------------------------------
 
   private end(e: SegmentEnd): void {
@@ -317,7 +332,7 @@ export class Execution {
     try {
       await Promise.allSettled([...this.inflight]); // journal what is in flight before parking
       await this.host.debugPoint("wait:before-register", { actorId: this.id, kind: wait.kind });
-      const outcome = await this.live(() => register(this.drainLocal()));
+      const outcome = await this.live(() => this.withLocals(register));
       if ("entry" in outcome) return outcome.entry;
       const resumed = new Promise<JournalEntry>((resolve) => {
         this.parked = { seq: wait.seq, resolve, journalVersion: outcome.parkedAt };
@@ -343,7 +358,7 @@ export class Execution {
   ): Promise<T> {
     return this.live(async () => {
       try {
-        return await run(this.drainLocal());
+        return await this.withLocals(run);
       } catch (err) {
         if (err instanceof TroupeError && !(err instanceof LockLostError)) {
           await this.append({ seq, kind, name, result: null, error: recordError(err) });
