@@ -53,21 +53,52 @@ export class RedisWakeups implements Wakeups {
     this.sub.on("error", (e: Error) => this.onError(e));
     this.sub.on("messageBuffer", (_channel: Buffer, frame: Buffer) => this.dispatch(frame));
     this.sub.on("ready", () => {
+      // Not subscribed yet (Redis was down when we started: ioredis only re-subscribes to
+      // channels whose subscribe was acknowledged): subscribe now, then re-check everything.
+      if (!this.subscribed) void this.subscribeTopic(this.startAttempted);
       // ioredis re-subscribes by itself; what was published while we were away is lost, so re-check everything.
-      if (this.everReady) for (const h of this.reconnectHandlers) h();
+      else if (this.everReady) for (const h of this.reconnectHandlers) h();
       this.everReady = true;
     });
     // Redis being down at start is not fatal: polling keeps troupe correct and ioredis keeps retrying.
     if (this.ownsPub) this.pub.connect().catch((e: Error) => this.onError(e));
     await this.sub.connect().catch((e: Error) => this.onError(e));
-    await this.sub.subscribe(this.topic).catch((e: Error) => this.onError(e));
+    await this.subscribeTopic(false);
+    this.startAttempted = true;
+  }
+
+  private startAttempted = false;
+  private subscribed = false;
+  private subscribing: Promise<void> | undefined;
+
+  private subscribeTopic(recheck: boolean): Promise<void> {
+    const sub = this.sub;
+    if (!sub || this.subscribed) return Promise.resolve();
+    this.subscribing ??= sub
+      .subscribe(this.topic)
+      .then(() => {
+        this.subscribed = true;
+        if (recheck) for (const h of this.reconnectHandlers) h();
+      })
+      .catch((e: Error) => this.onError(e))
+      .finally(() => {
+        this.subscribing = undefined;
+      });
+    return this.subscribing;
   }
 
   publish(wakeups: readonly Wakeup[]): void {
     if (!this.pub || wakeups.length === 0) return;
     const flat: (number | string | Uint8Array | null)[] = [];
     for (const w of wakeups) flat.push(KINDS.indexOf(w.kind), w.key, w.payload ?? null);
-    this.pub.publish(this.topic, packr.pack(flat)).catch((e: Error) => this.onError(e));
+    const frame = packr.pack(flat);
+    // Redis is down (or not subscribed yet): at least this process hears its own hints, so a
+    // single worker stays as quick as without Redis; other processes fall back to polling.
+    if (this.pub.status !== "ready" || !this.subscribed) return this.dispatch(frame);
+    this.pub.publish(this.topic, frame).catch((e: Error) => {
+      this.onError(e);
+      this.dispatch(frame);
+    });
   }
 
   private dispatch(frame: Buffer): void {
@@ -101,6 +132,9 @@ export class RedisWakeups implements Wakeups {
     const pub = this.pub;
     this.sub = undefined;
     this.pub = undefined;
+    this.subscribed = false;
+    this.startAttempted = false;
+    this.everReady = false;
     if (sub) sub.disconnect();
     if (pub && this.ownsPub) pub.disconnect();
   }
