@@ -116,12 +116,6 @@ function positiveInt(v: unknown, what: string, dflt: number): number {
   return v;
 }
 
-function flag(v: unknown, what: string, dflt: boolean): boolean {
-  if (v === undefined) return dflt;
-  if (typeof v !== "boolean") throw new ValidationError(`${what} must be true or false`);
-  return v;
-}
-
 export function resolveOptions(o: TroupeOptions): ResolvedOptions {
   const leaseMs = toMillis(o.lease ?? "30s", "lease");
   if (leaseMs < 100) throw new ValidationError("lease must be at least 100ms");
@@ -135,7 +129,7 @@ export function resolveOptions(o: TroupeOptions): ResolvedOptions {
     pollMs,
     maxPayloadBytes: positiveInt(o.maxPayloadBytes, "maxPayloadBytes", 1024 * 1024),
     poolSize: positiveInt(o.poolSize, "poolSize", 10),
-    preparedStatements: flag(o.preparedStatements, "preparedStatements", true),
+    preparedStatements: o.preparedStatements ?? true,
     maxParked: positiveInt(o.maxCachedExecutions, "maxCachedExecutions", 10_000),
     shutdownMs: toMillis(o.shutdownTimeout ?? "10s", "shutdownTimeout"),
     messageRetentionMs: toMillis(o.messageRetention ?? "7d", "messageRetention"),

@@ -169,7 +169,7 @@ function validateConstructorOptions(o: TroupeOptions): void {
   if (o.debugPoint !== undefined && typeof o.debugPoint !== "function")
     throw new ValidationError("debugPoint must be a function");
   if (o.workerId !== undefined) checkName(o.workerId, "workerId", 200);
-  for (const k of ["migrate", "worker"] as const) {
+  for (const k of ["migrate", "worker", "preparedStatements"] as const) {
     if (o[k] !== undefined && typeof o[k] !== "boolean")
       throw new ValidationError(`${k} must be true or false`);
   }

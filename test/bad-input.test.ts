@@ -312,6 +312,7 @@ describe("bad input gets a typed error and changes nothing", () => {
       ["redis 42", { redis: 42 }],
       ["actors 42", { actors: 42 }],
       ['logger "loud"', { logger: "loud" }],
+      ['preparedStatements "no"', { preparedStatements: "no" }],
     ];
     const wrong: string[] = [];
     for (const [what, o] of cases) {

@@ -38,6 +38,14 @@ function subscriberCount(port: number): number {
   return res.stdout.split("\n").filter((l) => l.startsWith("troupe:")).length;
 }
 
+/** Clients connected to the Redis on `port`, not counting the redis-cli asking. */
+function connectionCount(port: number): number {
+  const res = spawnSync("redis-cli", ["-h", "127.0.0.1", "-p", String(port), "CLIENT", "LIST"], {
+    encoding: "utf8",
+  });
+  return res.stdout.split("\n").filter((l) => l.startsWith("id=")).length - 1;
+}
+
 describe("Redis wakeups", { skip }, () => {
   const echo = actor("wk-echo", async (ctx: ActorContext) => {
     await ctx.subscribe("wk-in", "direct");
@@ -64,11 +72,9 @@ describe("Redis wakeups", { skip }, () => {
       );
       client = db.make({ actors: [echo], redis, worker: false });
       await client.start();
-      // The client's publish connection must be up too, or its hint is dropped (by design).
-      await eventually(async () => {
-        await client!.publish("wk-probe", 1);
-        return true;
-      }, "client connected");
+      // The client's publish connection must be up too, or its hint is dropped (by design):
+      // two connections per Troupe (publish, subscribe).
+      await eventually(() => connectionCount(port) === 4, "the client connected to Redis", 15_000);
       await client.send(ref.id, "wk-in", "hello");
       assert.equal(await ref.result({ timeout: "10s" }), "hello");
     } finally {

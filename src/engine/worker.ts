@@ -549,10 +549,11 @@ export class Worker implements ExecutionHost {
         this.wakeups.publish([{ kind: "actor", key: actorId }]);
         await this.claimOne(actorId);
       } else {
-        // Not fired: completed by someone else, or not due yet (this timer was armed for an
-        // earlier wait at the same position, or clocks differ): follow the timer as it is now.
+        // Not fired: completed by someone else, or this timer was armed for an earlier wait at
+        // the same position whose successor is due later: follow that one. (A database clock
+        // behind ours is left to the leader's poll rather than retried in a loop.)
         const due = await this.storage.timers.dueAt(actorId, seq);
-        if (due) this.armLocalTimer(actorId, seq, new Date(Math.max(due.getTime(), Date.now() + 5)));
+        if (due && due.getTime() > Date.now()) this.armLocalTimer(actorId, seq, due);
       }
     } catch (err) {
       this.cfg.log("warn", "firing a timer failed; the leader will retry", { actorId, error: String(err) });

@@ -21,7 +21,6 @@ export class RedisWakeups implements Wakeups {
   private ownsPub = false;
   private handlers: ((w: Wakeup) => void)[] = [];
   private reconnectHandlers: (() => void)[] = [];
-  private everReady = false;
   private readonly topic: string;
 
   constructor(
@@ -53,32 +52,37 @@ export class RedisWakeups implements Wakeups {
     this.sub.on("error", (e: Error) => this.onError(e));
     this.sub.on("messageBuffer", (_channel: Buffer, frame: Buffer) => this.dispatch(frame));
     this.sub.on("ready", () => {
-      // Not subscribed yet (Redis was down when we started: ioredis only re-subscribes to
-      // channels whose subscribe was acknowledged): subscribe now, then re-check everything.
-      if (!this.subscribed) void this.subscribeTopic(this.startAttempted);
-      // ioredis re-subscribes by itself; what was published while we were away is lost, so re-check everything.
-      else if (this.everReady) for (const h of this.reconnectHandlers) h();
-      this.everReady = true;
+      // Subscribed before, so this is a reconnect: ioredis re-subscribes by itself, but what
+      // was published while we were away is lost, so re-check everything.
+      if (this.subscribed) this.recheck();
+      // Never subscribed (Redis was down at start; ioredis only re-subscribes channels whose
+      // subscribe was acknowledged): subscribe now; subscribeTopic re-checks once started.
+      else void this.subscribeTopic();
     });
     // Redis being down at start is not fatal: polling keeps troupe correct and ioredis keeps retrying.
     if (this.ownsPub) this.pub.connect().catch((e: Error) => this.onError(e));
     await this.sub.connect().catch((e: Error) => this.onError(e));
-    await this.subscribeTopic(false);
-    this.startAttempted = true;
+    await this.subscribeTopic();
+    this.started = true;
   }
 
-  private startAttempted = false;
+  /** start() has made its own subscribe attempt: a later first subscribe must re-check. */
+  private started = false;
   private subscribed = false;
   private subscribing: Promise<void> | undefined;
 
-  private subscribeTopic(recheck: boolean): Promise<void> {
+  private recheck(): void {
+    for (const h of this.reconnectHandlers) h();
+  }
+
+  private subscribeTopic(): Promise<void> {
     const sub = this.sub;
     if (!sub || this.subscribed) return Promise.resolve();
     this.subscribing ??= sub
       .subscribe(this.topic)
       .then(() => {
         this.subscribed = true;
-        if (recheck) for (const h of this.reconnectHandlers) h();
+        if (this.started) this.recheck();
       })
       .catch((e: Error) => this.onError(e))
       .finally(() => {
@@ -92,13 +96,15 @@ export class RedisWakeups implements Wakeups {
     const flat: (number | string | Uint8Array | null)[] = [];
     for (const w of wakeups) flat.push(KINDS.indexOf(w.kind), w.key, w.payload ?? null);
     const frame = packr.pack(flat);
-    // Redis is down (or not subscribed yet): at least this process hears its own hints, so a
-    // single worker stays as quick as without Redis; other processes fall back to polling.
-    if (this.pub.status !== "ready" || !this.subscribed) return this.dispatch(frame);
-    this.pub.publish(this.topic, frame).catch((e: Error) => {
-      this.onError(e);
-      this.dispatch(frame);
-    });
+    // Our own subscriber hears the echo only while both connections are up; otherwise this
+    // process hands its hints to itself (other processes fall back to polling).
+    const echoed = this.pub.status === "ready" && this.subscribed && this.sub?.status === "ready";
+    if (this.pub.status === "ready")
+      this.pub.publish(this.topic, frame).catch((e: Error) => {
+        this.onError(e);
+        if (echoed) this.dispatch(frame);
+      });
+    if (!echoed) this.dispatch(frame);
   }
 
   private dispatch(frame: Buffer): void {
@@ -133,8 +139,7 @@ export class RedisWakeups implements Wakeups {
     this.sub = undefined;
     this.pub = undefined;
     this.subscribed = false;
-    this.startAttempted = false;
-    this.everReady = false;
+    this.started = false;
     if (sub) sub.disconnect();
     if (pub && this.ownsPub) pub.disconnect();
   }
