@@ -37,9 +37,17 @@ const job = actor("job", async (ctx: ActorContext, input: { ms: number }) => {
   return "ok";
 });
 
+/** Publishes, sends to itself and emits at fixed journal positions: a reused id repeats them. */
+const announcer = actor("announcer", async (ctx: ActorContext, input: { n: number }) => {
+  await ctx.publish("announcements", { n: input.n });
+  await ctx.send(ctx.id, "self-note", { n: input.n });
+  await ctx.emit({ type: "announced", data: { n: input.n } });
+  return input.n;
+});
+
 describe("operations", () => {
   const t = testTroupe({
-    actors: [contextual, listenerOf, job],
+    actors: [contextual, listenerOf, job, announcer],
     context: [asyncLocalContext("tenant", tenant), asyncLocalContext("trace", trace)],
   });
   after(() => t.stop());
@@ -108,6 +116,31 @@ describe("operations", () => {
       [refs[0]!.id],
     );
     assert.equal(rows[0]!.n, 0);
+  });
+
+  test("an id reused after retention deleted its actor publishes, sends and emits again", async () => {
+    await t.start();
+    const id = `reused-${Date.now()}`;
+    const first = await t.spawn(announcer, { n: 1 }, { id });
+    assert.equal(await first.result({ timeout: "30s" }), 1);
+    assert.ok((await t._storage.actors.deleteFinished(0, 1000)) >= 1);
+    assert.equal(await t.get(id), null);
+    // Same id, same journal positions (generation 0, seq 0–2) as the deleted incarnation.
+    const second = await t.spawn(announcer, { n: 2 }, { id });
+    assert.equal(await second.result({ timeout: "30s" }), 2);
+    const count = async (sql: string) =>
+      (await t._storage.db.query<{ n: number }>(t._storage.sql(sql), [id])).rows[0]!.n;
+    assert.equal(
+      await count(
+        "SELECT count(*)::int AS n FROM {schema}.messages WHERE sender = $1 AND channel = 'announcements'",
+      ),
+      2,
+    );
+    assert.equal(
+      await count("SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'self-note:' || $1"),
+      2,
+    );
+    assert.equal(await count("SELECT count(*)::int AS n FROM {schema}.outbox WHERE actor_id = $1"), 2);
   });
 });
 

@@ -363,15 +363,30 @@ export class ActorStore {
     return rows.map((r) => r.id);
   }
 
-  /** Retention: deletes finished actors (journals, archives, timers cascade) older than `ageMs`. */
+  /**
+   * Retention: deletes finished actors (journals, archives, timers cascade) older than `ageMs`.
+   * Their messages and outbox rows stay (retention of those is separate) but lose their
+   * journal origin: an actor spawned later with the same id starts at generation 0, seq 0
+   * again, and its effects must not collide with the old incarnation's.
+   */
   async deleteFinished(ageMs: number, batch: number): Promise<number> {
-    const { rowCount } = await this.c.db.query(
-      this.c.sql(`DELETE FROM {schema}.actors WHERE id IN (
-                    SELECT id FROM {schema}.actors
-                     WHERE status IN ('completed','failed','cancelled') AND finished_at < now() - ${MS("$1")} LIMIT $2)`),
+    const { rows } = await this.c.db.query<{ n: number }>(
+      this.c.sql(`
+        WITH d AS (
+          DELETE FROM {schema}.actors WHERE id IN (
+            SELECT id FROM {schema}.actors
+             WHERE status IN ('completed','failed','cancelled') AND finished_at < now() - ${MS("$1")} LIMIT $2)
+          RETURNING id),
+        m AS (
+          UPDATE {schema}.messages SET origin_actor = NULL, origin_generation = NULL, origin_seq = NULL, origin_index = NULL
+           WHERE origin_actor IN (SELECT id FROM d) RETURNING 1),
+        o AS (
+          UPDATE {schema}.outbox SET origin_generation = NULL, origin_seq = NULL
+           WHERE actor_id IN (SELECT id FROM d) RETURNING 1)
+        SELECT (SELECT count(*)::int FROM d) AS n, (SELECT count(*) FROM m) + (SELECT count(*) FROM o) AS touched`),
       [ageMs, batch],
     );
-    return rowCount;
+    return Number(rows[0]?.n ?? 0);
   }
 
   /** A stopping worker forgets its suspended executions so wakeups are not held back for it. */
