@@ -615,6 +615,17 @@ async function countEffects(backend: PersistentBackend, actorId: string): Promis
   return rows[0]!.n;
 }
 
+/** Messages and outbox events the tx-kill actor wrote inside its transaction. */
+async function countTxWrites(backend: PersistentBackend, actorId: string): Promise<number[]> {
+  const q = async (sql: string) =>
+    (await backend.rawQuery<{ n: number }>(sql.replaceAll("{schema}", `"${backend.schema}"`), [actorId]))[0]!.n;
+  return [
+    await q("SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'tx-kill-news' AND sender = $1"),
+    await q("SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'tx-kill-note:' || $1"),
+    await q("SELECT count(*)::int AS n FROM {schema}.outbox WHERE actor_id = $1"),
+  ];
+}
+
 async function journalNames(backend: PersistentBackend, actorId: string): Promise<string[]> {
   const rows = await backend.rawQuery<{ name: string }>(
     `SELECT name FROM "${backend.schema}".journal WHERE actor_id = $1 ORDER BY seq`,
@@ -638,6 +649,7 @@ describe("effects across kill -9", { timeout: 240_000 }, () => {
       );
       // The INSERT ran inside the uncommitted transaction: it died with the process.
       assert.equal(await countEffects(backend, id), 0, "no effect committed by the killed worker");
+      assert.deepEqual(await countTxWrites(backend, id), [0, 0, 0], "no message or event either");
       assert.deepEqual(
         await journalNames(backend, id),
         ["prepare"],
@@ -649,6 +661,7 @@ describe("effects across kill -9", { timeout: 240_000 }, () => {
       assert.deepEqual(JSON.parse(done.stdout.trim().split("\n").at(-1)!), { out: { seen: 1 } });
 
       assert.equal(await countEffects(backend, id), 1, "the transactional effect exists exactly once");
+      assert.deepEqual(await countTxWrites(backend, id), [1, 1, 1], "publish, send and emit exactly once");
       assert.deepEqual(await journalNames(backend, id), ["prepare", "insert-effect"]);
       const t = backend.troupe();
       await t.start();

@@ -16,8 +16,29 @@ export interface StepOptions {
   compensate?: (result: any) => Promise<void> | void;
 }
 
-/** The transaction a transactional step runs in: the very one that journals the step. */
-export type StepTransaction = SqlClient;
+/**
+ * The transaction a transactional step runs in: the very one that journals the step. Its
+ * `query` runs your SQL; `publish / send / broadcast / emit` write messages and outbox events
+ * on it, so they exist iff the step commits (wakeups are sent after the commit) and a replay
+ * never repeats them. `ctx.*` calls inside the callback are errors: they would commit on
+ * their own, outside this transaction.
+ */
+export interface StepTransaction extends SqlClient {
+  publish<T>(channel: ChannelLike<T>, data: T, options?: PublishOptions): Promise<{ id: string }>;
+  send<T>(
+    actorId: string,
+    channel: ChannelLike<T>,
+    data: T,
+    options?: PublishOptions,
+  ): Promise<{ id: string }>;
+  broadcast<T>(
+    group: string,
+    channel: ChannelLike<T>,
+    data: T,
+    options?: PublishOptions,
+  ): Promise<{ count: number }>;
+  emit(event: CloudEventInput): Promise<{ id: string }>;
+}
 
 /**
  * What an actor sees. Every call is journaled: on replay it returns the recorded result

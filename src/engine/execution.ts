@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import type { ActorDefinition } from "../actor.js";
 import {
@@ -25,13 +26,19 @@ import {
 import { checkLabel, checkName } from "../names.js";
 import { prepareEvent, type CloudEventInput } from "../outbox/cloudevent.js";
 import { CancelRequested, type WaitSpec } from "../storage/actor-store.js";
-import type { SqlClient } from "../storage/database.js";
 import type { Wakeup } from "../wakeups/wakeups.js";
 import type { ContextPropagation, ContextSnapshot } from "../context-propagation.js";
 import type { ActorRow, Fence, JournalEntry } from "../storage/rows.js";
 import type { Storage } from "../storage/storage.js";
-import type { ActorContext, PublishOptions, ReceiveOptions, StepOptions } from "./context.js";
+import type {
+  ActorContext,
+  PublishOptions,
+  ReceiveOptions,
+  StepOptions,
+  StepTransaction,
+} from "./context.js";
 import { JournalReader } from "./journal-reader.js";
+import { openStepTransaction, type StepTransactionScope } from "./step-transaction.js";
 import { resolveRetry, runWithRetry, type AttemptInfo } from "./retry.js";
 
 /** What the worker needs from its surroundings. */
@@ -83,6 +90,12 @@ export function isTransientDatabaseError(err: unknown): boolean {
   const msg = err instanceof Error ? err.message : "";
   return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(msg);
 }
+
+/**
+ * Set while a transactional step's callback runs: ctx calls made from inside it would commit
+ * on their own (or, on PGlite's single connection, wait forever for the open transaction).
+ */
+const insideTransaction = new AsyncLocalStorage<{ exec: Execution; step: string }>();
 
 /** Never settles: given to actor code after the execution was abandoned, so it simply stops. */
 const forever = <T>() => new Promise<T>(() => {});
@@ -407,6 +420,14 @@ export class Execution {
     for (const [k, f] of Object.entries(methods)) {
       if (typeof f !== "function") continue;
       methods[k] = (...args: unknown[]) => {
+        const inside = insideTransaction.getStore();
+        if (inside?.exec === this)
+          return Promise.reject(
+            new ValidationError(
+              `ctx.${k} inside ctx.transaction("${inside.step}"): it would commit outside that transaction. ` +
+                `Use tx.publish / tx.send / tx.broadcast / tx.emit there, and other ctx calls before or after it`,
+            ),
+          );
         try {
           return (f as (...a: unknown[]) => unknown)(...args);
         } catch (err) {
@@ -479,7 +500,7 @@ export class Execution {
 
   private async transaction<T>(
     name: string,
-    fn: (tx: SqlClient) => Promise<T>,
+    fn: (tx: StepTransaction) => Promise<T>,
     options: StepOptions = {},
   ): Promise<T> {
     checkLabel(name, "step name");
@@ -504,11 +525,24 @@ export class Execution {
         return await runWithRetry(
           name,
           async () => {
+            let scope: StepTransactionScope | undefined;
             const { value } = await this.host.storage.actors.appendInTransaction(
               this.fence,
               this.host.leaseMs,
               async (tx) => {
-                const v = await fn(tx);
+                scope = openStepTransaction(tx, this.host, {
+                  actorId: this.id,
+                  actorName: this.def.name,
+                  generation: this.generation,
+                  seq,
+                  step: name,
+                });
+                let v: T;
+                try {
+                  v = await insideTransaction.run({ exec: this, step: name }, () => fn(scope!.api));
+                } finally {
+                  scope.close();
+                }
                 // Registered in the step's own transaction: the compensation exists iff the step committed.
                 if (compensate)
                   await this.host.storage.lifecycle.addCompensation(tx, this.id, this.generation, seq, name);
@@ -526,6 +560,7 @@ export class Execution {
                 },
               ],
             );
+            scope?.afterCommit();
             return value;
           },
           retry,

@@ -1,6 +1,7 @@
 import { FENCED_EFFECT, fencedParams } from "../storage/fenced-effect.js";
 import { LockLostError, ValidationError } from "../errors.js";
 import { MS, type StoreContext } from "../storage/context.js";
+import type { SqlClient } from "../storage/database.js";
 import type { Fence, JournalEntry } from "../storage/rows.js";
 import {
   prepareEvent,
@@ -173,6 +174,43 @@ export class OutboxStore {
     if (!rows[0] || Number(rows[0].fenced) === 0) throw new LockLostError(fence.actorId);
     if (Number(rows[0].inserted) > 0) this.emitted();
     return { id: p.id };
+  }
+
+  /**
+   * tx.emit: an outbox row on a transactional step's own transaction (it exists iff the step
+   * commits). `origin.index` tells several events of one step apart. Call `notifyEmitted()`
+   * after the commit. An event id already in the outbox is not written again.
+   */
+  async emitInTransaction(
+    tx: SqlClient,
+    origin: { actorId: string; actorName: string; generation: number; seq: number; index: number },
+    event: PreparedEvent,
+  ): Promise<{ id: string; inserted: boolean }> {
+    const attributes =
+      event.attributes.source === undefined
+        ? { ...event.attributes, source: `troupe://${origin.actorName}/${origin.actorId}` }
+        : event.attributes;
+    const { rowCount } = await tx.query(
+      this.c.sql(`
+        INSERT INTO {schema}.outbox (event_id, actor_id, event, data, origin_generation, origin_seq, origin_index)
+        VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)
+        ON CONFLICT DO NOTHING`),
+      [
+        event.id,
+        origin.actorId,
+        JSON.stringify(attributes),
+        event.bytes,
+        origin.generation,
+        origin.seq,
+        origin.index,
+      ],
+    );
+    return { id: event.id, inserted: rowCount > 0 };
+  }
+
+  /** After a transaction with tx.emit rows committed: lets a relay in this process send at once. */
+  notifyEmitted(): void {
+    this.emitted();
   }
 
   /**

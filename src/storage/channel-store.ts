@@ -33,6 +33,14 @@ export interface PublishInput {
   context?: Record<string, unknown> | null | undefined;
 }
 
+/** The journal position a message was written from (unique: a retried write cannot duplicate it). */
+export interface MessageOrigin {
+  actorId: string;
+  generation: number;
+  seq: number;
+  index: number;
+}
+
 export interface DeliveredActor {
   row: ActorRow;
   entry: JournalEntry;
@@ -47,10 +55,11 @@ export class ChannelStore {
     private readonly actors: ActorStore,
   ) {}
 
-  async modeOf(name: string): Promise<ChannelMode | null> {
+  /** `client`: a transaction to read on (inside a transactional step, PGlite has only its connection). */
+  async modeOf(name: string, client: SqlClient = this.c.db): Promise<ChannelMode | null> {
     const known = this.modes.get(name);
     if (known) return known;
-    const { rows } = await this.c.db.query<{ mode: ChannelMode }>(
+    const { rows } = await client.query<{ mode: ChannelMode }>(
       this.c.sql("SELECT mode FROM {schema}.channels WHERE name = $1"),
       [name],
     );
@@ -193,6 +202,74 @@ export class ChannelStore {
     if (!rows[0] || Number(rows[0].fenced) === 0) throw new LockLostError(fence.actorId);
     const sources = rows[0].sources ?? [];
     return { count: sources.length, sources };
+  }
+
+  // ---- effects inside a transactional step: on the step's own transaction ---------------
+
+  /**
+   * tx.publish / tx.send: the message commits iff the step's transaction does. The shared
+   * source lock is held until that commit, as for any publish, so readers that move cursors
+   * or register waits see the message once it is visible (ordering, no lost wakeup).
+   * Returns null when the direct target does not exist (nothing written).
+   */
+  async publishInTransaction(tx: SqlClient, origin: MessageOrigin, p: PublishInput): Promise<string | null> {
+    const { rows } = await tx.query<{ id: string }>(
+      this.c.sql(`
+        WITH l AS (SELECT ${LOCK_SHARED("$1")} AS locked)
+        INSERT INTO {schema}.messages (channel, data, metadata, sender, direct_to, origin_actor, origin_generation, origin_seq, origin_index, context)
+        SELECT $1, $2, $3::jsonb, $6, $4, $6, $7, $8, $9, $5::jsonb FROM l
+         WHERE $4::text IS NULL OR EXISTS (SELECT 1 FROM {schema}.actors WHERE id = $4)
+        RETURNING id::text`),
+      [
+        p.source,
+        p.data,
+        JSON.stringify(p.metadata),
+        p.directTo ?? null,
+        p.context ? JSON.stringify(p.context) : null,
+        origin.actorId,
+        origin.generation,
+        origin.seq,
+        origin.index,
+      ],
+    );
+    return rows[0]?.id ?? null;
+  }
+
+  /**
+   * tx.broadcast: one direct message per current member, on the step's transaction; member
+   * k gets origin index \`origin.index + k\`. Returns the mailboxes written.
+   */
+  async broadcastInTransaction(
+    tx: SqlClient,
+    origin: MessageOrigin,
+    group: string,
+    channel: string,
+    data: Buffer,
+    metadata: Record<string, unknown>,
+  ): Promise<string[]> {
+    const { rows } = await tx.query<{ sources: string[] | null }>(
+      this.c.sql(`
+        WITH mem AS (
+          SELECT actor_id, $2 || ':' || actor_id AS source, row_number() OVER (ORDER BY actor_id) AS idx
+            FROM {schema}.group_members WHERE group_name = $1),
+        l AS (SELECT count(${LOCK_SHARED("x.source")}) AS locked FROM (SELECT source FROM mem ORDER BY hashtext(source)) x),
+        ins AS (
+          INSERT INTO {schema}.messages (channel, data, metadata, sender, direct_to, origin_actor, origin_generation, origin_seq, origin_index)
+          SELECT mem.source, $3, $4::jsonb, $5, mem.actor_id, $5, $6, $7, $8 + mem.idx - 1 FROM mem, l
+          RETURNING channel)
+        SELECT array_agg(channel) AS sources FROM ins`),
+      [
+        group,
+        channel,
+        data,
+        JSON.stringify(metadata),
+        origin.actorId,
+        origin.generation,
+        origin.seq,
+        origin.index,
+      ],
+    );
+    return rows[0]?.sources ?? [];
   }
 
   /**
