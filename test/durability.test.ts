@@ -618,9 +618,12 @@ async function countEffects(backend: PersistentBackend, actorId: string): Promis
 /** Messages and outbox events the tx-kill actor wrote inside its transaction. */
 async function countTxWrites(backend: PersistentBackend, actorId: string): Promise<number[]> {
   const q = async (sql: string) =>
-    (await backend.rawQuery<{ n: number }>(sql.replaceAll("{schema}", `"${backend.schema}"`), [actorId]))[0]!.n;
+    (await backend.rawQuery<{ n: number }>(sql.replaceAll("{schema}", `"${backend.schema}"`), [actorId]))[0]!
+      .n;
   return [
-    await q("SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'tx-kill-news' AND sender = $1"),
+    await q(
+      "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'tx-kill-news' AND sender = $1",
+    ),
     await q("SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'tx-kill-note:' || $1"),
     await q("SELECT count(*)::int AS n FROM {schema}.outbox WHERE actor_id = $1"),
   ];
