@@ -502,9 +502,13 @@ export class Troupe extends EventEmitter<TroupeEvents> {
    */
   async *history(id: string, opts: { pageSize?: number } = {}): AsyncIterable<HistoryEntry> {
     checkName(id, "actor id", 255);
+    if (typeof opts !== "object" || opts === null)
+      throw new ValidationError("history options must be an object");
+    const pageSize = opts.pageSize === undefined ? 500 : opts.pageSize;
+    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 10_000)
+      throw new ValidationError("pageSize must be an integer from 1 to 10000");
     const storage = this.requireStorage("history");
     if (!(await storage.actors.get(id))) throw new NotFoundError(`no actor with id "${id}"`);
-    const pageSize = opts.pageSize ?? 500;
     let after = { generation: -1, seq: -1 };
     for (;;) {
       const page = await storage.journal.historyPage(id, after, pageSize);

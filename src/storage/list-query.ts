@@ -1,4 +1,5 @@
 import { ValidationError } from "../errors.js";
+import { checkName } from "../names.js";
 import type { ActorStatus } from "./rows.js";
 
 export interface ListFilter {
@@ -39,15 +40,67 @@ export function encodeCursor(startedKey: string, id: string): string {
   return Buffer.from(JSON.stringify([startedKey, id]), "utf8").toString("base64url");
 }
 
-function decodeCursor(c: string): [string, string] {
+// A cursor is base64url of JSON [startedKey, id], where startedKey is `started_at::text` (ISO
+// DateStyle, the session's time zone as an offset) and id an actor id. A forged one must fail
+// here, not as a Postgres cast error: the key is checked field by field against the ranges
+// Postgres accepts, the id against the rules for actor ids, and the cursor must re-encode to
+// exactly itself. The longest real cursor (a 255-character id of 3-byte characters) is
+// about 1,100 characters.
+const MAX_CURSOR = 2048;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+const STARTED_KEY =
+  /^(\d{4}|[1-9]\d{4,5})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.\d{1,6})?([+-])(\d{2})(?::(\d{2}))?(?::(\d{2}))?$/;
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+
+function isStartedKey(key: string): boolean {
+  const m = STARTED_KEY.exec(key);
+  if (!m) return false;
+  // Groups: year, month, day, hour, minute, second, sign, offset hours, minutes, seconds.
+  const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, , oh = 0, om = 0, os = 0] = m
+    .slice(1)
+    .map((x) => Number(x ?? 0));
+  return (
+    year >= 1 &&
+    year <= 294275 && // timestamptz ends in 294276 AD
+    month >= 1 &&
+    month <= 12 &&
+    day >= 1 &&
+    day <= daysInMonth(year, month) &&
+    hour <= 23 &&
+    minute <= 59 &&
+    second <= 59 &&
+    oh <= 15 && // Postgres rejects a displacement of 16 hours or more
+    om <= 59 &&
+    os <= 59
+  );
+}
+
+const NOT_A_CURSOR = "cursor is not one that list() returned";
+
+function decodeCursor(c: unknown): [string, string] {
+  if (typeof c !== "string" || c.length === 0 || c.length > MAX_CURSOR || !BASE64URL.test(c))
+    throw new ValidationError(NOT_A_CURSOR);
+  let v: unknown;
   try {
-    const v = JSON.parse(Buffer.from(c, "base64url").toString("utf8")) as unknown;
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "string")
-      return [v[0], v[1]];
+    v = JSON.parse(Buffer.from(c, "base64url").toString("utf8"));
   } catch {
-    // fall through
+    throw new ValidationError(NOT_A_CURSOR);
   }
-  throw new ValidationError("cursor is not one that list() returned");
+  if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== "string" || typeof v[1] !== "string")
+    throw new ValidationError(NOT_A_CURSOR);
+  const [startedKey, id] = v as [string, string];
+  if (!isStartedKey(startedKey) || encodeCursor(startedKey, id) !== c)
+    throw new ValidationError(NOT_A_CURSOR);
+  try {
+    checkName(id, "cursor id", 255);
+  } catch {
+    throw new ValidationError(NOT_A_CURSOR);
+  }
+  return [startedKey, id];
 }
 
 /** Builds the WHERE clause and parameters for list(); newest first, keyset-paginated. */
