@@ -22,6 +22,8 @@ export type {
   PublishOptions,
   ReceiveOptions,
   StepOptions,
+  TransactionOptions,
+  CompensationInfo,
   StepTransaction,
 } from "./engine/context.js";
 export type { AttemptInfo, RetryPolicy } from "./engine/retry.js";

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ActorCancelledError, actor, type ActorContext, type TroupeError } from "../src/index.js";
-import { saga, slowStep } from "./fixtures/saga-actors.js";
+import { ledgerSaga, saga, slowStep } from "./fixtures/saga-actors.js";
 import { PG_URL, REDIS_URL, eventually, needsPostgres, restartable, testTroupe } from "./helpers.js";
 
 let dir: string;
@@ -228,6 +228,80 @@ describe("sagas across kill -9", () => {
           (e: TroupeError) => e.code === "ACTOR_FAILED",
         );
         assert.deepEqual(await lines(file), ["do a", "do b", "do c", "undo c", "undo b", "undo a"]);
+      } finally {
+        await t.stop();
+      }
+    } finally {
+      await db.cleanup();
+    }
+  });
+
+  test("transactional compensations: a kill inside one rolls it back, and each undo row exists exactly once", async () => {
+    const db = await restartable();
+    const file = join(dir, "ledger-saga.log");
+    try {
+      const setup = db.make({ actors: [ledgerSaga] });
+      await setup.start();
+      const schema = setup._storage.schema;
+      const table = `"${schema}".saga_ledger`;
+      await setup._storage.db.query(`CREATE TABLE ${table} (id serial PRIMARY KEY, note text NOT NULL)`);
+      const ledger = async (t: typeof setup) =>
+        (await t._storage.db.query<{ note: string }>(`SELECT note FROM ${table} ORDER BY id`)).rows.map(
+          (r) => r.note,
+        );
+      await setup.stop();
+      const run = async (killName: string) => {
+        const child = spawn(process.execPath, ["--import", "tsx", "test/fixtures/saga-worker.ts"], {
+          env: {
+            ...process.env,
+            DB: PG_URL ?? (db.make() as unknown as { options: { database: string } }).options.database,
+            SCHEMA: schema,
+            KILL_AT: "compensation:after-fn",
+            KILL_NAME: killName,
+            SPAWN_LEDGER_SAGA: "ledger-saga-k",
+            FILE: file,
+            TABLE: table,
+            ...(REDIS_URL ? { REDIS: REDIS_URL } : {}),
+          },
+          stdio: "inherit",
+        });
+        children.push(child);
+        const [, signal] = (await once(child, "exit")) as [number | null, string | null];
+        assert.equal(signal, "SIGKILL");
+      };
+      // Dies inside "reserve b"'s compensation transaction, after its INSERT, before commit.
+      await run("reserve b");
+      let t = db.make({ actors: [ledgerSaga], worker: false });
+      await t.start();
+      assert.deepEqual(
+        await ledger(t),
+        ["do a", "do b", "do c", "undo c"],
+        "undo b rolled back with the kill",
+      );
+      await t.stop();
+      // The next worker resumes with b; it dies again after the plain "hold" compensation ran.
+      await run("hold");
+      t = db.make({ actors: [ledgerSaga], lease: "1s" });
+      try {
+        await t.start();
+        await assert.rejects(
+          t.ref("ledger-saga-k").result({ timeout: "30s" }),
+          (e: TroupeError) => e.code === "ACTOR_FAILED",
+        );
+        assert.deepEqual(await ledger(t), ["do a", "do b", "do c", "undo c", "undo b", "undo a"]);
+        const undone = await t._storage.db.query<{ n: number }>(
+          t._storage.sql(
+            "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'ledger-saga-undone'",
+          ),
+        );
+        assert.equal(undone.rows[0]!.n, 3, "one message per committed compensation");
+        // The plain compensation ran twice (killed before its done mark), with one key.
+        const log = await lines(file);
+        const holds = log.filter((l) => l.startsWith("undo hold "));
+        assert.equal(log[0], "do hold");
+        assert.equal(holds.length, 2);
+        assert.equal(holds[0], holds[1]);
+        assert.equal(holds[0], "undo hold ledger-saga-k:0:0");
       } finally {
         await t.stop();
       }

@@ -4,16 +4,39 @@ import type { SqlClient } from "../storage/database.js";
 import type { CloudEventInput } from "../outbox/cloudevent.js";
 import type { AttemptInfo, RetryPolicy } from "./retry.js";
 
-export interface StepOptions {
+interface RetryingOptions {
   /** Retry policy (default: 3 attempts, 100ms initial delay, ×2 backoff). */
   retry?: RetryPolicy;
   /** Per-attempt timeout; the attempt's `signal` is aborted when it passes. */
   timeout?: Duration;
+}
+
+/** What a plain step's compensation gets besides the step's result. */
+export interface CompensationInfo extends AttemptInfo {
+  /**
+   * Stable for this compensation across attempts and crashes (`actorId:generation:seq`):
+   * pass it to the system you undo in so that a re-run after a crash is recognised.
+   */
+  idempotencyKey: string;
+}
+
+export interface StepOptions extends RetryingOptions {
   /**
    * Saga compensation, registered once the step succeeds: if the actor later fails or is
-   * cancelled, compensations run newest first, each once (receives the step's result).
+   * cancelled, compensations run newest first; each is marked done once it succeeds and
+   * never runs after that. A crash between its effect and that mark runs it again, with
+   * the same `info.idempotencyKey` (the same guarantee as the step itself).
    */
-  compensate?: (result: any) => Promise<void> | void;
+  compensate?: (result: any, info: CompensationInfo) => Promise<void> | void;
+}
+
+export interface TransactionOptions extends RetryingOptions {
+  /**
+   * Saga compensation for a transactional step. It runs inside the transaction that marks
+   * it done: what it writes through `tx` (queries, publish/send/broadcast/emit) commits
+   * with that mark, exactly once, whatever crashes.
+   */
+  compensate?: (result: any, tx: StepTransaction) => Promise<void> | void;
 }
 
 /**
@@ -54,7 +77,11 @@ export interface ActorContext {
    * Runs `fn` inside the database transaction that also journals the step: its database
    * effects happen exactly once, whatever crashes.
    */
-  transaction<T>(name: string, fn: (tx: StepTransaction) => Promise<T>, options?: StepOptions): Promise<T>;
+  transaction<T>(
+    name: string,
+    fn: (tx: StepTransaction) => Promise<T>,
+    options?: TransactionOptions,
+  ): Promise<T>;
   /** Durable sleep: survives restarts; the actor uses no worker while it sleeps. */
   sleep(duration: Duration): Promise<void>;
   sleepUntil(when: Date | number): Promise<void>;

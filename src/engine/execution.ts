@@ -28,14 +28,17 @@ import { prepareEvent, type CloudEventInput } from "../outbox/cloudevent.js";
 import { CancelRequested, type WaitSpec } from "../storage/actor-store.js";
 import type { Wakeup } from "../wakeups/wakeups.js";
 import type { ContextPropagation, ContextSnapshot } from "../context-propagation.js";
+import type { PendingCompensation } from "../storage/lifecycle-store.js";
 import type { ActorRow, Fence, JournalEntry } from "../storage/rows.js";
 import type { Storage } from "../storage/storage.js";
 import type {
   ActorContext,
   PublishOptions,
   ReceiveOptions,
+  CompensationInfo,
   StepOptions,
   StepTransaction,
+  TransactionOptions,
 } from "./context.js";
 import { JournalReader } from "./journal-reader.js";
 import { openStepTransaction, type StepTransactionScope } from "./step-transaction.js";
@@ -67,6 +70,11 @@ export type SegmentEnd =
   | { kind: "parked" }
   | { kind: "abandoned"; reason: "lock-lost" | "stopping" | "transient" }
   | { kind: "fatal"; error: TroupeError };
+
+/** A registered compensation: a plain step's runs on its own, a transactional step's in a transaction. */
+type Compensation =
+  | { kind: "step"; run: (info: CompensationInfo) => Promise<void> | void }
+  | { kind: "tx"; run: (tx: StepTransaction) => Promise<void> | void };
 
 interface Parked {
   seq: number;
@@ -121,7 +129,7 @@ export class Execution {
   private waiting = false;
   readonly ctx: ActorContext;
   /** Compensations registered by steps of this generation (live or replayed), by journal position. */
-  private readonly compensations = new Map<number, { name: string; run: () => Promise<void> }>();
+  private readonly compensations = new Map<number, Compensation>();
   /**
    * "compensate": the actor is compensating (after a failure or cancel). Its function is
    * replayed only to re-register compensation closures; the first operation that is not
@@ -171,28 +179,77 @@ export class Execution {
       let ok = false;
       if (c) {
         try {
-          await runWithRetry(
-            `compensate ${p.name}`,
-            () => this.host.propagation.restore(this.context, () => c.run()),
-            resolveRetry(undefined, "compensation"),
-            undefined,
-          );
+          await (c.kind === "tx" ? this.compensateInTransaction(p, c) : this.compensateStep(p, c));
           ok = true;
-        } catch {
-          ok = false;
+        } catch (err) {
+          if (err instanceof LockLostError) throw err;
         }
       }
       if (!ok) failed.push(p.name);
-      await this.host.storage.lifecycle.settleCompensation(
-        this.fence,
-        this.host.leaseMs,
-        this.generation,
-        p.seq,
-        ok,
-      );
+      // A transactional compensation marked itself done in its own transaction.
+      if (!ok || c?.kind !== "tx")
+        await this.host.storage.lifecycle.settleCompensation(
+          this.fence,
+          this.host.leaseMs,
+          this.generation,
+          p.seq,
+          ok,
+        );
       await this.host.debugPoint("compensation:settled", { actorId: this.id, name: p.name, ok });
     }
     return failed;
+  }
+
+  private async compensateStep(p: PendingCompensation, c: Extract<Compensation, { kind: "step" }>) {
+    const idempotencyKey = `${this.id}:${this.generation}:${p.seq}`;
+    await runWithRetry(
+      `compensate ${p.name}`,
+      async (a) => {
+        await this.host.propagation.restore(this.context, () => c.run({ ...a, idempotencyKey }));
+        await this.host.debugPoint("compensation:after-fn", { actorId: this.id, name: p.name });
+      },
+      resolveRetry(undefined, "compensation"),
+      undefined,
+    );
+  }
+
+  /** Its writes and its "done" mark commit together: exactly once. */
+  private async compensateInTransaction(p: PendingCompensation, c: Extract<Compensation, { kind: "tx" }>) {
+    await runWithRetry(
+      `compensate ${p.name}`,
+      async () => {
+        let scope: StepTransactionScope | undefined;
+        await this.host.storage.lifecycle.settleCompensationInTransaction(
+          this.fence,
+          this.host.leaseMs,
+          this.generation,
+          p.seq,
+          async (tx) => {
+            // Its messages' origin: the compensated step's position, negated so it never
+            // collides with what the step itself published.
+            scope = openStepTransaction(tx, this.host, {
+              actorId: this.id,
+              actorName: this.def.name,
+              generation: this.generation,
+              seq: -1 - p.seq,
+              step: `compensate ${p.name}`,
+            });
+            try {
+              await insideTransaction.run({ exec: this, step: `compensate ${p.name}` }, () =>
+                this.host.propagation.restore(this.context, () => c.run(scope!.api)),
+              );
+            } finally {
+              scope.close();
+            }
+            await this.host.debugPoint("compensation:after-fn", { actorId: this.id, name: p.name });
+          },
+        );
+        scope?.afterCommit();
+      },
+      resolveRetry(undefined, "compensation"),
+      undefined,
+      (err) => err instanceof LockLostError,
+    );
   }
 
   private readonly input: unknown;
@@ -462,7 +519,7 @@ export class Execution {
     const e = await this.recorded(seq, "step", name);
     if (e) {
       const value = this.replayed<T>(e);
-      if (compensate) this.compensations.set(seq, { name, run: async () => compensate(value) });
+      if (compensate) this.compensations.set(seq, { kind: "step", run: (info) => compensate(value, info) });
       return value;
     }
     return this.live(async () => {
@@ -490,7 +547,7 @@ export class Execution {
           seq,
           name,
         );
-        this.compensations.set(seq, { name, run: async () => compensate(value) });
+        this.compensations.set(seq, { kind: "step", run: (info) => compensate(value, info) });
       } else {
         await this.append(entry);
       }
@@ -501,7 +558,7 @@ export class Execution {
   private async transaction<T>(
     name: string,
     fn: (tx: StepTransaction) => Promise<T>,
-    options: StepOptions = {},
+    options: TransactionOptions = {},
   ): Promise<T> {
     checkLabel(name, "step name");
     if (typeof fn !== "function")
@@ -517,7 +574,7 @@ export class Execution {
     const e = await this.recorded(seq, "tx", name);
     if (e) {
       const value = this.replayed<T>(e);
-      if (compensate) this.compensations.set(seq, { name, run: async () => compensate(value) });
+      if (compensate) this.compensations.set(seq, { kind: "tx", run: (tx) => compensate(value, tx) });
       return value;
     }
     const value = await this.live(async () => {
@@ -573,7 +630,7 @@ export class Execution {
         throw err;
       }
     });
-    if (compensate) this.compensations.set(seq, { name, run: async () => compensate(value) });
+    if (compensate) this.compensations.set(seq, { kind: "tx", run: (tx) => compensate(value, tx) });
     return value;
   }
 

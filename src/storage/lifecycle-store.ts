@@ -89,18 +89,44 @@ export class LifecycleStore {
     generation: number,
     seq: number,
     ok: boolean,
+    client: SqlClient = this.c.db,
   ): Promise<void> {
-    const { rows } = await this.c.db.query(
+    const { rows } = await client.query(
       this.c.sql(`
         WITH f AS (
           UPDATE {schema}.actors SET updated_at = now(), lease_expires_at = now() + ${MS("$5")}
            WHERE id = $1 AND lease_version = $2 AND lease_owner = $3 RETURNING id)
         UPDATE {schema}.compensations c SET status = $6, done_at = now()
-          FROM f WHERE c.actor_id = f.id AND c.generation = $4 AND c.seq = $7
+          FROM f WHERE c.actor_id = f.id AND c.generation = $4 AND c.seq = $7 AND c.status = 'pending'
         RETURNING 1`),
       [fence.actorId, fence.leaseVersion, fence.worker, generation, leaseMs, ok ? "done" : "failed", seq],
     );
     if (rows.length === 0) throw new LockLostError(fence.actorId);
+  }
+
+  /**
+   * Runs a transactional compensation: `fn`'s writes and the "done" mark commit together, so
+   * its database effects happen exactly once, whatever crashes. The lease is proven first
+   * (plain read, as for a transactional step) and fenced again at the end.
+   */
+  async settleCompensationInTransaction(
+    fence: Fence,
+    leaseMs: number,
+    generation: number,
+    seq: number,
+    fn: (tx: SqlClient) => Promise<void>,
+  ): Promise<void> {
+    await this.c.db.transaction(async (tx) => {
+      const proof = await tx.query(
+        this.c.sql(`SELECT 1 FROM {schema}.compensations c JOIN {schema}.actors a ON a.id = c.actor_id
+                     WHERE a.id = $1 AND a.lease_version = $2 AND a.lease_owner = $3
+                       AND c.generation = $4 AND c.seq = $5 AND c.status = 'pending'`),
+        [fence.actorId, fence.leaseVersion, fence.worker, generation, seq],
+      );
+      if (!proof.rows[0]) throw new LockLostError(fence.actorId);
+      await fn(tx);
+      await this.settleCompensation(fence, leaseMs, generation, seq, true, tx);
+    });
   }
 
   /**
