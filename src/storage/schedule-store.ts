@@ -114,16 +114,21 @@ export class ScheduleStore {
     name: string,
     lastActorId: string | null,
     intervalMs: number | null,
-    delayMs: number,
+    next: NextRun,
   ): Promise<void> {
+    const at = "at" in next;
     await this.c.db.query(
-      this.c
-        .sql(`UPDATE {schema}.schedules SET next_run_at = now() + ${MS("$3")}, current_interval_ms = $4, updated_at = now()
+      this.c.sql(`UPDATE {schema}.schedules
+                     SET next_run_at = ${at ? "$3::timestamptz" : `now() + ${MS("$3")}`},
+                         current_interval_ms = $4, updated_at = now()
                    WHERE name = $1 AND next_run_at IS NULL AND last_actor_id IS NOT DISTINCT FROM $2`),
-      [name, lastActorId, delayMs, intervalMs],
+      [name, lastActorId, at ? next.at.toISOString() : next.delayMs, intervalMs],
     );
   }
 }
+
+/** A cron run's absolute time, or an interval's delay from the database clock. */
+export type NextRun = { at: Date } | { delayMs: number };
 
 /** row_to_json renders bytea as "\\x…" hex text; turn it back into the row shape. */
 function actorFromJson(j: Record<string, unknown>): ActorRow {
