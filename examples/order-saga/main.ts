@@ -38,8 +38,10 @@ const say = (who: string, text: string) => {
 };
 
 /**
- * Compensations run at least once (again, if the process dies before one is marked done),
- * so both "undo" calls are idempotent: keyed by the reservation or charge they undo.
+ * A plain step's compensation runs again if the process dies before it is marked done, so
+ * both "undo" calls are idempotent: keyed by the reservation or charge they undo (a real
+ * gateway would also get `info.idempotencyKey`). State kept in troupe's own database can
+ * use `ctx.transaction(…, { compensate: (result, tx) => … })` instead: exactly once.
  */
 const inventory = {
   stock: new Map<string, number>([
