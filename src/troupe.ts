@@ -59,6 +59,7 @@ import { PgDatabase } from "./storage/pg-database.js";
 import { PGliteDatabase } from "./storage/pglite-database.js";
 import type { ListFilter } from "./storage/list-query.js";
 import type { ActorRow, ActorStatus } from "./storage/rows.js";
+import { LOCK_NS } from "./storage/sql.js";
 import { Storage } from "./storage/storage.js";
 import { LocalWakeups } from "./wakeups/local-wakeups.js";
 import { RedisWakeups } from "./wakeups/redis-wakeups.js";
@@ -453,26 +454,63 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     return { id };
   }
 
-  /** One direct message to every current member of `group`, written in one statement. Returns how many. */
+  /**
+   * One direct message to every current member of `group`, written in one statement. Returns how many.
+   * With `idempotencyKey`, a repeat to the same group and channel returns the first call's
+   * count and writes nothing (for as long as one of the first call's messages exists).
+   */
   async broadcast<T>(
     group: string,
     ch: ChannelLike<T>,
     data: T,
-    opts: Omit<SendOptions, "idempotencyKey"> = {},
+    opts: SendOptions = {},
   ): Promise<{ count: number }> {
     const storage = this.requireStorage("broadcast");
     checkName(group, "group name");
     requireDurable(ch, "broadcast");
-    const m = this.prepareMessage(ch, data, opts);
+    const m = this.prepareMessage(ch, data, opts); // validates idempotencyKey like publish/send
     const mode = await storage.channels.modeOf(m.name);
     if (mode && mode !== "direct")
       throw new ValidationError(
         `channel "${m.name}" is a ${mode} channel: group broadcast sends direct messages`,
       );
-    const members = await storage.groups.members(group);
-    const count = await storage.channels.broadcastGroup(group, m.name, m.payload, m.metadata);
-    // Members that joined between the two reads still get their message by the sweep.
-    this.wakeups?.publish(members.map((id) => ({ kind: "channel" as const, key: mailbox(m.name, id) })));
+    if (m.idempotencyKey === undefined) {
+      const members = await storage.groups.members(group);
+      const count = await storage.channels.broadcastGroup(group, m.name, m.payload, m.metadata);
+      // Members that joined between the two reads still get their message by the sweep.
+      this.wakeups?.publish(members.map((id) => ({ kind: "channel" as const, key: mailbox(m.name, id) })));
+      return { count };
+    }
+    // With a key, the messages carry it as their origin (unique, like an actor's journal
+    // position): origin_actor "broadcast <group> <channel> <key>" (spaces: never an actor id),
+    // origin_seq the call's count, origin_index the member's rank. Under a lock on the key, a
+    // repeat finds them and writes nothing. (A broadcast that reached nobody leaves nothing.)
+    const origin = `broadcast ${group} ${m.name} ${m.idempotencyKey}`;
+    const { count, sources } = await storage.db.transaction(async (tx) => {
+      await tx.query(storage.sql("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"), [
+        `${storage.schema} ${origin}`,
+      ]);
+      const first = await tx.query<{ n: number }>(
+        storage.sql("SELECT origin_seq AS n FROM {schema}.messages WHERE origin_actor = $1 LIMIT 1"),
+        [origin],
+      );
+      if (first.rows[0]) return { count: Number(first.rows[0].n), sources: [] as string[] };
+      // As broadcastGroup: shared source locks in hash order, then one insert for all members.
+      const { rows } = await tx.query<{ source: string }>(
+        storage.sql(`
+          WITH mem AS (
+            SELECT actor_id, $2 || ':' || actor_id AS source, row_number() OVER (ORDER BY actor_id) AS idx
+              FROM {schema}.group_members WHERE group_name = $1),
+          l AS (SELECT count(pg_advisory_xact_lock_shared(${LOCK_NS.channel}, hashtext(x.source))) AS locked
+                  FROM (SELECT source FROM mem ORDER BY hashtext(source)) x)
+          INSERT INTO {schema}.messages (channel, data, metadata, direct_to, origin_actor, origin_generation, origin_seq, origin_index)
+          SELECT mem.source, $3, $4::jsonb, mem.actor_id, $5, 0, (SELECT count(*) FROM mem), mem.idx FROM mem, l
+          RETURNING channel AS source`),
+        [group, m.name, m.payload, JSON.stringify(m.metadata), origin],
+      );
+      return { count: rows.length, sources: rows.map((r) => r.source) };
+    });
+    this.wakeups?.publish(sources.map((key) => ({ kind: "channel" as const, key })));
     return { count };
   }
 
