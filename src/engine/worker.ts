@@ -201,7 +201,7 @@ export class Worker implements ExecutionHost {
         const n = await this.deliver(batch, true);
         // Capacity cut the delivery short: more subscribers of these sources may wait. Keep
         // the sources and come back as soon as a slot frees (slotFreed), not at the next sweep.
-        if (n >= limit) for (const src of batch) this.dirtySources.add(src);
+        if (n > 0) for (const src of batch) this.dirtySources.add(src);
       }
     } finally {
       this.delivering = false;

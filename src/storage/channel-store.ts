@@ -549,11 +549,16 @@ const DELIVER = `
       CROSS JOIN LATERAL (
         SELECT * FROM {schema}.messages m WHERE m.channel = s.source AND m.id > s.cursor AND m.direct_to IS NULL
          ORDER BY m.id LIMIT 1) m),
-  cw AS (
+  cw0 AS (
     SELECT l.id, l.wait_seq, l.wait_kind, l.wait_name, s.channel, s.source, s.mode,
-           row_number() OVER (PARTITION BY s.source ORDER BY l.id) AS rn
+           (SELECT min(m.id) FROM {schema}.messages m WHERE m.channel = s.source AND m.claimed_by IS NULL
+               AND (m.direct_to IS NOT NULL) = (s.mode = 'direct')) AS head
       FROM locked l
       JOIN {schema}.subscriptions s ON s.actor_id = l.id AND s.wait_seq = l.wait_seq AND s.mode <> 'broadcast' AND s.source = ANY($1)),
+  cw AS (
+    SELECT c.id, c.wait_seq, c.wait_kind, c.wait_name, c.channel, c.source, c.mode,
+           row_number() OVER (PARTITION BY c.source ORDER BY c.id) AS rn
+      FROM (SELECT DISTINCT ON (id) * FROM cw0 WHERE head IS NOT NULL ORDER BY id, head) c),
   cm AS (
     SELECT m.*, row_number() OVER (PARTITION BY m.channel ORDER BY m.id) AS rn
       FROM (SELECT source, mode, count(*) AS n FROM cw GROUP BY source, mode) ws
