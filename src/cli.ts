@@ -10,6 +10,12 @@ import { Troupe, type HistoryEntry } from "./troupe.js";
 import type { ActorStatus } from "./storage/rows.js";
 import { OUTBOX_HELP, OUTBOX_OPTIONS, outboxCommand } from "./outbox/outbox-command.js";
 import { SERVE_HELP, SERVE_OPTIONS, serveCommand } from "./serve/serve-command.js";
+import {
+  DASHBOARD_HELP,
+  DASHBOARD_OPTIONS,
+  dashboardCommand,
+  dashboardOptions,
+} from "./dashboard/dashboard-command.js";
 
 const HELP = `troupe <command> [options]
 
@@ -29,6 +35,7 @@ Commands:
   stats [--actor A] [--since DATE|DURATION]
                                    actors by status; --since 2024-05-01T00:00:00Z or 1h
 ${SERVE_HELP}
+${DASHBOARD_HELP}
 ${OUTBOX_HELP}
 
 Options:
@@ -53,6 +60,7 @@ const COMMANDS = [
   "groups",
   "stats",
   "serve",
+  "dashboard",
   "outbox",
 ];
 
@@ -67,6 +75,7 @@ const FLAG_COMMANDS: Record<string, readonly string[]> = {
   since: ["stats"],
   limit: ["list", "outbox"],
   cursor: ["list", "outbox"],
+  refresh: ["dashboard"],
 };
 
 const ISO_DATE =
@@ -179,6 +188,7 @@ function parseCommandLine(argv: string[]) {
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
       ...SERVE_OPTIONS,
+      ...DASHBOARD_OPTIONS,
       ...OUTBOX_OPTIONS,
     },
   });
@@ -231,6 +241,7 @@ async function main(argv: string[]): Promise<number> {
           since: sinceFlag(values.since),
         }
       : {};
+  const dashboard = command === "dashboard" ? dashboardOptions(values, args) : undefined;
   const database = values.database ?? process.env.TROUPE_DATABASE_URL ?? process.env.DATABASE_URL;
   const redis = values.redis ?? process.env.REDIS_URL;
   const troupe = new Troupe({
@@ -323,6 +334,8 @@ async function main(argv: string[]): Promise<number> {
       }
       case "serve":
         return await serveCommand(troupe, values);
+      case "dashboard":
+        return await dashboardCommand(troupe, dashboard!);
       case "outbox":
         return await outboxCommand(troupe, args, values, print);
       default:
