@@ -86,3 +86,11 @@ export {
   type ProjectionProgress,
   type BatchInfo,
 } from "./stream/projection.js";
+export {
+  startDashboard,
+  DEFAULT_DASHBOARD_PORT,
+  type Dashboard,
+  type DashboardOptions,
+  type ChannelSummary,
+  type WorkerSummary,
+} from "./dashboard/index.js";

@@ -197,10 +197,10 @@ export class Worker implements ExecutionHost {
       while (this.dirtySources.size > 0 && !this.stopping && this.free() > 0) {
         const batch = [...this.dirtySources].slice(0, 500);
         for (const src of batch) this.dirtySources.delete(src);
-        const limit = this.free();
         const n = await this.deliver(batch, true);
-        // Capacity cut the delivery short: more subscribers of these sources may wait. Keep
-        // the sources and come back as soon as a slot frees (slotFreed), not at the next sweep.
+        // A round hands each waiting actor one message: more subscribers (or more messages
+        // for a receiveAny waiter that just got one) may remain, and capacity may have cut it
+        // short. Keep the sources until a round delivers nothing (or a slot frees), not the sweep.
         if (n > 0) for (const src of batch) this.dirtySources.add(src);
       }
     } finally {
