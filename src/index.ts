@@ -25,6 +25,7 @@ export type {
   TransactionOptions,
   CompensationInfo,
   StepTransaction,
+  MessageWriter,
 } from "./engine/context.js";
 export type { AttemptInfo, RetryPolicy } from "./engine/retry.js";
 export { ActorRef, ActorCancelledError, type ActorInfo } from "./ref.js";

@@ -5,11 +5,12 @@ import { toMillis, type Duration } from "../duration.js";
 import { NotFoundError, TroupeError, ValidationError } from "../errors.js";
 import type { Logger } from "../options.js";
 import type { ListFilter } from "../storage/list-query.js";
-import type { ActorStatus } from "../storage/rows.js";
+import { ACTIVE_STATUSES, FINISHED_STATUSES, type ActorStatus } from "../storage/rows.js";
 import type { HistoryEntry, Troupe } from "../troupe.js";
 import { channelSummaries, workerSummaries } from "./dashboard-queries.js";
 import { toJson } from "./json.js";
 import { PAGE_HTML, PAGE_SECURITY_HEADERS } from "./page.js";
+import { STATUS_BY_CODE, errorBody } from "../serve/http-errors.js";
 
 export interface DashboardOptions {
   /** Default 4780; 0 picks a free port (read it from the returned `url`). */
@@ -42,24 +43,7 @@ interface Reply {
   headers?: Record<string, string>;
 }
 
-/** TroupeError codes → HTTP status (as `troupe serve` answers them). */
-const STATUS_BY_CODE: Record<string, number> = {
-  VALIDATION: 400,
-  NOT_FOUND: 404,
-  NOT_STARTED: 503,
-  SCHEMA_MISSING: 503,
-};
-
-const errorBody = (code: string, message: string) => ({ error: { code, message } });
-
-const STATUSES: readonly ActorStatus[] = [
-  "running",
-  "waiting",
-  "compensating",
-  "completed",
-  "failed",
-  "cancelled",
-];
+const STATUSES: readonly ActorStatus[] = [...ACTIVE_STATUSES, ...FINISHED_STATUSES];
 
 /** Query parameters each route accepts (besides `token`); anything else is a VALIDATION error. */
 const PARAMS: Record<string, readonly string[]> = {

@@ -46,20 +46,30 @@ export interface TransactionOptions extends RetryingOptions {
  * never repeats them. `ctx.*` calls inside the callback are errors: they would commit on
  * their own, outside this transaction.
  */
-export interface StepTransaction extends SqlClient {
+export interface StepTransaction extends SqlClient, MessageWriter {}
+
+/** The effects an actor and a transactional step's `tx` share (each journaled once). */
+export interface MessageWriter {
+  /** Publishes to a broadcast or competing channel (once, even across crashes and replays). */
   publish<T>(channel: ChannelLike<T>, data: T, options?: PublishOptions): Promise<{ id: string }>;
+  /** A direct message into `actorId`'s mailbox for `channel`. */
   send<T>(
     actorId: string,
     channel: ChannelLike<T>,
     data: T,
     options?: PublishOptions,
   ): Promise<{ id: string }>;
+  /** One direct message to every current member of `group`. */
   broadcast<T>(
     group: string,
     channel: ChannelLike<T>,
     data: T,
     options?: PublishOptions,
   ): Promise<{ count: number }>;
+  /**
+   * A CloudEvent into the transactional outbox, written with this operation's journal entry
+   * (once, even across crashes and replays); a relay sends it to the configured sink.
+   */
   emit(event: CloudEventInput): Promise<{ id: string }>;
 }
 
@@ -68,7 +78,7 @@ export interface StepTransaction extends SqlClient {
  * instead of running again, and a call that no longer matches the journal fails the
  * actor with a NonDeterminismError.
  */
-export interface ActorContext {
+export interface ActorContext extends MessageWriter {
   readonly id: string;
   readonly name: string;
   /** Runs a side effect once and records its result (at-least-once if the process dies mid-step). */
@@ -103,35 +113,11 @@ export interface ActorContext {
     channels: readonly ChannelLike<any>[],
     options?: ReceiveOptions,
   ): Promise<Message<unknown> | null>;
-  /** Publishes to a broadcast or competing channel (once, even across crashes and replays). */
-  publish<T>(channel: ChannelLike<T>, data: T, options?: PublishOptions): Promise<{ id: string }>;
-  /** A direct message into `actorId`'s mailbox for `channel`. */
-  send<T>(
-    actorId: string,
-    channel: ChannelLike<T>,
-    data: T,
-    options?: PublishOptions,
-  ): Promise<{ id: string }>;
-
   // ---- process groups ----
   join(group: string): Promise<void>;
   leave(group: string): Promise<void>;
   /** Current members (recorded: the same list on replay). */
   members(group: string): Promise<string[]>;
-  /** One direct message to every current member of `group`. */
-  broadcast<T>(
-    group: string,
-    channel: ChannelLike<T>,
-    data: T,
-    options?: PublishOptions,
-  ): Promise<{ count: number }>;
-
-  // ---- outbox ----
-  /**
-   * A CloudEvent into the transactional outbox, written with this operation's journal entry
-   * (once, even across crashes and replays); a relay sends it to the configured sink.
-   */
-  emit(event: CloudEventInput): Promise<{ id: string }>;
 
   /**
    * Continue-as-new: same id, a fresh journal (the old one is archived and stays readable

@@ -7,6 +7,7 @@ import type { Logger } from "../options.js";
 import type { OutboxRelay } from "../outbox/relay.js";
 import type { Troupe } from "../troupe.js";
 import { IngestError, readEvent } from "./ingest.js";
+import { STATUS_BY_CODE, errorBody } from "./http-errors.js";
 
 export interface ServerOptions {
   troupe: Troupe;
@@ -28,18 +29,6 @@ export interface ServerOptions {
 }
 
 type Reply = { status: number; body: unknown; headers?: Record<string, string> };
-
-const STATUS_BY_CODE: Record<string, number> = {
-  VALIDATION: 400,
-  INVALID_MESSAGE: 400,
-  NOT_SERIALIZABLE: 400,
-  CHANNEL_MODE_CONFLICT: 409,
-  NOT_FOUND: 404,
-  PAYLOAD_TOO_LARGE: 413,
-  NOT_STARTED: 503,
-};
-
-const errorBody = (code: string, message: string) => ({ error: { code, message } });
 
 class BodyTooLarge extends Error {}
 class ClientGone extends Error {}
