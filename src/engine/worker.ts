@@ -545,9 +545,9 @@ export class Worker implements ExecutionHost {
     try {
       await this.storage.actors.finish(exec.fence, outcome, exec.drainLocal());
     } catch (err) {
-      this.cfg.log("warn", "could not record the end of an actor (lease lost?)", {
+      // Not recorded: the actor is replayed after its lease (its journal has everything before the end).
+      this.dbFailed(err, "finishing an actor", "could not record the end of an actor (lease lost?)", {
         actorId: exec.id,
-        error: String(err),
       });
       return;
     }
