@@ -14,7 +14,8 @@ import * as api from "../src/index.js";
 import { Troupe, TroupeError, actor } from "../src/index.js";
 import { Child } from "./fixtures/mw-child.js";
 import { REDIS_URL, eventually, freshSchema, needsPostgres } from "./helpers.js";
-import { startPrivatePostgres, type PrivatePostgres } from "./support/servers.js";
+import { isConnectionError, mapDatabaseError } from "../src/storage/db-errors.js";
+import { freePort, startPrivatePostgres, type PrivatePostgres } from "./support/servers.js";
 
 const LOOPERS = 20;
 
@@ -40,6 +41,52 @@ function assertUnavailable(err: unknown, what: string): void {
   assert.equal((err as { retryable?: unknown }).retryable, true, `${what}: not retryable`);
   assert.ok((err as { cause?: unknown }).cause !== undefined, `${what}: no cause`);
 }
+
+describe("database errors are classified", () => {
+  test("a server nobody listens on: start() rejects with DatabaseUnavailableError (ECONNREFUSED as cause)", async () => {
+    const port = await freePort();
+    const t = new Troupe({ database: `postgres://postgres@127.0.0.1:${port}/postgres`, logger: () => {} });
+    const err = await rejection(t.start());
+    assertUnavailable(err, "start");
+    const cause = (err as { cause?: { code?: string; errors?: { code?: string }[] } }).cause;
+    assert.ok(
+      cause?.code === "ECONNREFUSED" || cause?.errors?.every((e) => e.code === "ECONNREFUSED"),
+      `cause: ${JSON.stringify(cause)}`,
+    );
+    await t.stop();
+  });
+
+  test("connection failures are retryable, statement errors are not", () => {
+    const connection = [
+      Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" }),
+      Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }),
+      Object.assign(new Error("write EPIPE"), { code: "EPIPE" }),
+      Object.assign(new Error("terminating connection due to administrator command"), { code: "57P01" }),
+      Object.assign(new Error("the database system is starting up"), { code: "57P03" }),
+      Object.assign(new Error("sorry, too many clients already"), { code: "53300" }),
+      Object.assign(new Error("connection failure"), { code: "08006" }),
+      new Error("Connection terminated unexpectedly"),
+      new Error("timeout exceeded when trying to connect"),
+    ];
+    for (const e of connection) assert.ok(isConnectionError(e), e.message);
+    const statement = [
+      Object.assign(new Error("duplicate key value violates unique constraint"), { code: "23505" }),
+      Object.assign(new Error("syntax error at or near"), { code: "42601" }),
+      Object.assign(new Error("could not serialize access"), { code: "40001" }),
+      Object.assign(new Error("deadlock detected"), { code: "40P01" }),
+      Object.assign(new Error("canceling statement due to statement timeout"), { code: "57014" }),
+      new Error("something else"),
+    ];
+    for (const e of statement) {
+      assert.ok(!isConnectionError(e), e.message);
+      assert.equal(mapDatabaseError(e), e);
+    }
+    const mapped = mapDatabaseError(connection[3]);
+    assert.ok(mapped instanceof api.DatabaseUnavailableError);
+    assert.equal(mapped.cause, connection[3]);
+    assert.equal(mapDatabaseError(mapped), mapped);
+  });
+});
 
 describe("database faults", { skip: needsPostgres }, () => {
   let server: PrivatePostgres;
