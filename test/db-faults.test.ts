@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import * as api from "../src/index.js";
-import { Troupe, TroupeError, actor } from "../src/index.js";
+import { Troupe, TroupeError, actor, createServer } from "../src/index.js";
 import { Child } from "./fixtures/mw-child.js";
 import { REDIS_URL, eventually, freshSchema, needsPostgres } from "./helpers.js";
 import { isConnectionError, mapDatabaseError } from "../src/storage/db-errors.js";
@@ -242,6 +242,7 @@ describe("database faults", { skip: needsPostgres }, () => {
       logger: () => {},
     });
     await client.start();
+    let http: ReturnType<typeof createServer> | undefined;
     try {
       const ref = await client.spawn(idle, {}, { id: "dbc-1" });
       const calls: [string, () => Promise<unknown>][] = [
@@ -260,8 +261,26 @@ describe("database faults", { skip: needsPostgres }, () => {
 
       const heard: unknown[] = [];
       let unlisten: (() => void) | undefined;
+      http = createServer({ troupe: client, port: 0, host: "127.0.0.1" });
+      const base = (await http.start()).url;
+      const postEvent = (id: string) =>
+        fetch(`${base}/events`, {
+          method: "POST",
+          headers: {
+            "ce-specversion": "1.0",
+            "ce-id": id,
+            "ce-source": "https://db-faults.example",
+            "ce-type": "dbc-news",
+            "content-type": "application/json",
+          },
+          body: JSON.stringify({ n: 3 }),
+        });
       server.stop("fast");
       try {
+        // The HTTP ingress answers 503 DATABASE_UNAVAILABLE: the sender retries.
+        const res = await postEvent("evt-1");
+        assert.equal(res.status, 503);
+        assert.equal(((await res.json()) as { error: { code: string } }).error.code, "DATABASE_UNAVAILABLE");
         // Its start position cannot be read now: no unhandled rejection, and it works once the database is back.
         unlisten = client.listen("dbc-news", (m) => void heard.push(m.data));
         for (const [what, call] of calls) assertUnavailable(await rejection(call()), what);
@@ -281,6 +300,7 @@ describe("database faults", { skip: needsPostgres }, () => {
         return heard.length > 0;
       }, "the listener started during the outage to hear a message");
       unlisten?.();
+      await eventually(async () => (await postEvent("evt-1")).status === 202, "POST /events after start()");
 
       // Killed connections mid-life: the pool replaces them; a call racing one gets the typed error or works.
       await server.terminateBackends();
@@ -288,6 +308,7 @@ describe("database faults", { skip: needsPostgres }, () => {
       if (err !== undefined) assertUnavailable(err, "get after pg_terminate_backend");
       await eventually(async () => (await client.get("dbc-2"))?.id === "dbc-2", "get after the kill");
     } finally {
+      await http?.stop();
       await client.stop();
     }
   });

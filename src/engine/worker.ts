@@ -329,7 +329,6 @@ export class Worker implements ExecutionHost {
   /** Claims runnable actors up to capacity; coalesces concurrent triggers into one more round. */
   kick(): void {
     if (this.stopping || this.outage.backingOff) return; // recovery claims
-
     if (this.claiming) {
       this.claimAgain = true;
       return;

@@ -8,6 +8,7 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   PAYLOAD_TOO_LARGE: 413,
   NOT_STARTED: 503,
   SCHEMA_MISSING: 503,
+  DATABASE_UNAVAILABLE: 503, // retryable: the sender should try again
 };
 
 /** The JSON error body both servers answer with. */
