@@ -313,6 +313,41 @@ describe("database faults", { skip: needsPostgres }, () => {
     }
   });
 
+  test(
+    "a worker in this process stops gracefully while the database is down",
+    { timeout: 120_000 },
+    async () => {
+      const waiter = actor("dbs-waiter", async (ctx) => {
+        await ctx.subscribe("dbs-inbox", "direct");
+        return (await ctx.receive("dbs-inbox"))?.data;
+      });
+      const t = new Troupe({
+        actors: [waiter],
+        database: server.url,
+        schema: freshSchema("dbs"),
+        lease: "2s",
+        pollInterval: "100ms",
+        shutdownTimeout: "2s",
+        logger: () => {},
+      });
+      await t.start();
+      let stopped = false;
+      try {
+        const ref = await t.spawn(waiter, {}, { id: "dbs-1" });
+        await eventually(async () => (await ref.status()) === "waiting", "the actor to wait");
+        server.stop("immediate");
+        try {
+          await t.stop(); // every step of the teardown runs; none hangs on the dead server
+          stopped = true;
+        } finally {
+          await server.start();
+        }
+      } finally {
+        if (!stopped) await t.stop();
+      }
+    },
+  );
+
   test("errors that are not about the connection stay as they are", async () => {
     const client = new Troupe({
       database: server.url,
