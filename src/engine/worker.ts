@@ -380,9 +380,11 @@ export class Worker implements ExecutionHost {
   private launch(row: ActorRow, entry?: JournalEntry): void {
     this.starting.add(row.id);
     const p = this.resumeOrReplay(row, entry)
-      .catch((err) =>
-        this.cfg.log("error", "actor execution crashed", { actorId: row.id, error: String(err) }),
-      )
+      .catch((err) => {
+        // The database went away while starting or ending it: it is replayed after its lease.
+        if (!this.outage.failed(err, "running an actor"))
+          this.cfg.log("error", "actor execution crashed", { actorId: row.id, error: String(err) });
+      })
       .finally(() => {
         this.starting.delete(row.id);
         this.segments.delete(p);

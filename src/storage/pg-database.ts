@@ -58,12 +58,6 @@ export class PgDatabase implements Database {
   }
 
   async transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      throw mapDatabaseError(err);
-    }
     // While we hold the client, the pool does not listen to it: a connection dropped between
     // two statements (pg_terminate_backend, a restart) emits 'error' on it, which without a
     // listener ends the process. Remember it; the next statement fails, and release(err)
@@ -73,7 +67,22 @@ export class PgDatabase implements Database {
       broken ??= err;
       this.onError(err);
     };
-    client.on("error", onClientError);
+    let client: pg.PoolClient;
+    try {
+      client = await new Promise<pg.PoolClient>((resolve, reject) => {
+        // The callback runs synchronously when the pool hands the client over; `await
+        // pool.connect()` would attach the listener a microtask later, after the parser may
+        // already have emitted an error that arrived in the same chunk (handed over while
+        // the previous user's ReadyForQuery was being parsed).
+        this.pool.connect((err, c) => {
+          if (err || !c) return reject(err ?? new Error("the pool returned no client"));
+          c.on("error", onClientError);
+          resolve(c);
+        });
+      });
+    } catch (err) {
+      throw mapDatabaseError(err);
+    }
     const run = async <Q>(q: Promise<Q>): Promise<Q> => {
       try {
         return await q;
