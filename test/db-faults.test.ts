@@ -114,6 +114,8 @@ describe("database faults", { skip: needsPostgres }, () => {
       new Child("w1", "./db-fault-worker.ts", { ...env, DBF_WORKER_ID: "w1", DBF_SPAWN: String(LOOPERS) }),
       new Child("w2", "./db-fault-worker.ts", { ...env, DBF_WORKER_ID: "w2" }),
     ];
+    // A worker: false process calling through the faults: it must not die either.
+    let caller: Child | undefined;
     const client = new Troupe({
       database: server.url,
       schema,
@@ -152,6 +154,13 @@ describe("database faults", { skip: needsPostgres }, () => {
       await workers[0]!.waitFor((l) => l.event === "spawned", "spawning the actors", 90_000);
       await workers[1]!.waitFor((l) => l.event === "ready", "the second worker", 90_000);
       await client.start();
+      caller = new Child("caller", "./db-fault-worker.ts", {
+        ...env,
+        DBF_WORKER_ID: "caller",
+        DBF_CLIENT: "1",
+      });
+      workers.push(caller);
+      await caller.waitFor((l) => l.event === "ready", "the client process", 90_000);
       await progresses("start");
 
       const killed = await server.terminateBackends();
@@ -240,6 +249,13 @@ describe("database faults", { skip: needsPostgres }, () => {
       }
       assert.equal((await acks()) - expected, 0, "acks of rounds that no looper counted");
       assertAlive("at the end");
+      const calls = caller.lines.filter((l) => l.event === "calls").at(-1);
+      assert.ok(calls && calls.ok > 0 && calls.unavailable > 0, `client calls: ${JSON.stringify(calls)}`);
+      assert.deepEqual(
+        caller.lines.filter((l) => l.event === "untyped"),
+        [],
+        "client failures other than DatabaseUnavailableError",
+      );
       // What the workers logged through the faults (for the reader; not asserted).
       const logged = new Map<string, number>();
       for (const w of workers)
@@ -247,6 +263,7 @@ describe("database faults", { skip: needsPostgres }, () => {
           if (l.event === "log") logged.set(String(l.msg), (logged.get(String(l.msg)) ?? 0) + 1);
       t.diagnostic(`rounds per looper: ${[...rounds.values()].join(",")}; acks: ${expected}`);
       t.diagnostic(`worker warnings: ${JSON.stringify(Object.fromEntries(logged))}`);
+      t.diagnostic(`client process calls: ${JSON.stringify(calls)}`);
     } finally {
       await client.stop();
       await Promise.all(workers.map((w) => w.kill()));
