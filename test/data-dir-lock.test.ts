@@ -159,11 +159,14 @@ describe("embedded data directory lock", () => {
       }),
     );
     const refused = embedded(dir);
-    await assert.rejects(refused.start().finally(() => refused.stop()), (e: unknown) => {
-      assert.ok(e instanceof DatabaseLockedError);
-      assert.match(e.message, /process 4242 on elsewhere\.example/);
-      return true;
-    });
+    await assert.rejects(
+      refused.start().finally(() => refused.stop()),
+      (e: unknown) => {
+        assert.ok(e instanceof DatabaseLockedError);
+        assert.match(e.message, /process 4242 on elsewhere\.example/);
+        return true;
+      },
+    );
     const old = new Date(Date.now() - 10 * 60_000);
     await utimes(`${dir}.lock`, old, old); // not refreshed for 10 minutes (the rule: 2)
     const t = embedded(dir);
