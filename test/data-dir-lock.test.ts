@@ -79,6 +79,7 @@ describe("embedded data directory lock", () => {
     await eventually(
       () => out.includes("ready") || out.includes("error"),
       "the holder to open the directory",
+      120_000, // a child process seeding a fresh directory on a busy machine
     );
     assert.match(out, /ready/);
 

@@ -138,6 +138,19 @@ describe("mailbox isolation", () => {
     assert.equal(await desk.result({ timeout: "30s" }), "memo");
   });
 
+  test("the event stream names the channel a direct message was sent on, ':' and '%' included", async () => {
+    const t = await started();
+    const r = await t.spawn(reader, { channel: "q:50%" }, { id: "q" });
+    await t.send("q", "q:50%", "hi");
+    assert.equal(await r.result({ timeout: "30s" }), "hi");
+    const page = await t.readStream({ limit: 1000 });
+    const sent = page.events.filter((e) => e.kind === "message" && e.to === "q");
+    assert.deepEqual(
+      sent.map((e) => (e.kind === "message" ? e.channel : null)),
+      ["q:50%"],
+    );
+  });
+
   test("the key is injective, reversible, and the same in TypeScript and SQL", async () => {
     const part = fc.string({ unit: fc.constantFrom(":", "%", "3", "A", "2", "5", "a"), minLength: 1 });
     fc.assert(
