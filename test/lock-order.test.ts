@@ -68,12 +68,16 @@ describe("lock order: timers firing vs deliveries", { skip: needsPostgres }, () 
     // Play DELIVER's order by hand on connection x: the actor row first …
     await q("BEGIN");
     await q("SELECT 1 FROM {s}.actors WHERE id = 'p1' FOR UPDATE");
+    let settled: unknown = null;
     const fired = t._storage.timers.fire("p1", seq).then(
-      (v) => ({ ok: true as const, v }),
-      (err: unknown) => ({ ok: false as const, err: String(err) }),
+      (v) => (settled = { ok: true as const, v }),
+      (err: unknown) => (settled = { ok: false as const, err: String(err) }),
     );
     // … FIRE starts and must block (on the actor row, holding nothing of p1's) …
     await eventually(async () => {
+      // FIRE must not finish while we hold the row (a connection error, say, ends the wait too)
+      if (settled)
+        throw new Error(`FIRE ended without waiting for the actor row: ${JSON.stringify(settled)}`);
       const r = await x.query(
         "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid() AND query LIKE $1",
         [`%"${schema}".timers%`],
