@@ -39,8 +39,10 @@ describe("lock order: timers firing vs deliveries", { skip: needsPostgres }, () 
   const schemas: string[] = [];
   const clients: pg.Client[] = [];
   after(async () => {
-    await Promise.all(troupes.map((t) => t.stop().catch(() => {})));
+    // Clients first: one still inside its transaction holds the row a FIRE waits for, and a
+    // Troupe's stop() waits for that FIRE.
     await Promise.all(clients.map((c) => c.end().catch(() => {})));
+    await Promise.all(troupes.map((t) => t.stop().catch(() => {})));
     for (const s of schemas) await dropSchema(s);
   });
 
@@ -74,16 +76,20 @@ describe("lock order: timers firing vs deliveries", { skip: needsPostgres }, () 
       (err: unknown) => (settled = { ok: false as const, err: String(err) }),
     );
     // … FIRE starts and must block (on the actor row, holding nothing of p1's) …
-    await eventually(async () => {
-      // FIRE must not finish while we hold the row (a connection error, say, ends the wait too)
-      if (settled)
-        throw new Error(`FIRE ended without waiting for the actor row: ${JSON.stringify(settled)}`);
-      const r = await x.query(
-        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid() AND query LIKE $1",
-        [`%"${schema}".timers%`],
-      );
-      return r.rows.length > 0;
-    }, "FIRE to wait for a lock");
+    await eventually(
+      async () => {
+        // FIRE must not finish while we hold the row (a connection error, say, ends the wait too)
+        if (settled)
+          throw new Error(`FIRE ended without waiting for the actor row: ${JSON.stringify(settled)}`);
+        const r = await x.query(
+          "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid() AND query LIKE $1",
+          [`%"${schema}".timers%`],
+        );
+        return r.rows.length > 0;
+      },
+      "FIRE to wait for a lock",
+      90_000,
+    ); // a shared server under load can be slow to get there
     // … then the timer, as DELIVER does after locking the actor. Before the fix FIRE held the
     // timer row already: this waited for FIRE while FIRE waited for us — a deadlock.
     let delivered: string;
