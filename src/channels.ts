@@ -1,5 +1,8 @@
 import { TroupeError, ValidationError, registerErrorClass } from "./errors.js";
 import { checkName } from "./names.js";
+import { mailbox } from "./storage/mailbox.js";
+
+export { mailbox };
 
 export type ChannelMode = "broadcast" | "competing" | "direct";
 export const CHANNEL_MODES: readonly ChannelMode[] = ["broadcast", "competing", "direct"];
@@ -107,7 +110,7 @@ export class NotSubscribedError extends TroupeError {
   }
 }
 
-// Channel names become part of direct mailbox names ("<channel>:<actorId>"); keep room for the id.
+// Channel names become part of direct mailbox keys (storage/mailbox.ts); keep room for the id.
 const MAX_CHANNEL = 200;
 
 export function checkChannelName(name: unknown, what = "channel name"): string {
@@ -156,10 +159,6 @@ export function checkMetadata(m: unknown): Record<string, unknown> {
 /** Where the messages of a subscription live: the channel, or the actor's mailbox for direct. */
 export function sourceOf(channelName: string, mode: ChannelMode, actorId: string): string {
   return mode === "direct" ? mailbox(channelName, actorId) : channelName;
-}
-
-export function mailbox(channelName: string, actorId: string): string {
-  return `${channelName}:${actorId}`;
 }
 
 registerErrorClass("INVALID_MESSAGE", MessageValidationError);

@@ -137,6 +137,40 @@ export class SchemaMissingError extends TroupeError {
   }
 }
 
+/** Who holds an embedded database directory (the content of its lock file). */
+export interface DatabaseLockHolder {
+  pid: number;
+  hostname: string;
+  /** When the holding process started (ISO time). */
+  processStartedAt: string;
+  /** When it took the lock (ISO time). */
+  lockedAt: string;
+}
+
+/**
+ * An embedded (PGlite) data directory is open in another process, or in another Troupe of
+ * this process: PGlite is one process's private database, and a second opener would lose
+ * writes. Nothing was opened or written. Use a real PostgreSQL for several processes.
+ */
+export class DatabaseLockedError extends TroupeError {
+  constructor(
+    readonly dataDir: string,
+    readonly lockFile: string,
+    readonly holder: DatabaseLockHolder | null,
+    sameProcess: boolean,
+  ) {
+    const who = sameProcess
+      ? `another Troupe in this process (pid ${process.pid})`
+      : !holder
+        ? "another process (its lock file could not be read)"
+        : `process ${holder.pid} on ${holder.hostname} (started ${holder.processStartedAt}, locked ${holder.lockedAt})`;
+    super(
+      "DATABASE_LOCKED",
+      `embedded database ${dataDir} is in use by ${who}; stop it first, or use a real PostgreSQL to share a database (lock file ${lockFile})`,
+    );
+  }
+}
+
 /** The Troupe is not started (or already stopped). */
 export class NotStartedError extends TroupeError {
   constructor(what: string) {
@@ -243,6 +277,7 @@ for (const [code, cls] of [
   ["LOCK_LOST", LockLostError],
   ["SCHEMA_TOO_NEW", SchemaTooNewError],
   ["SCHEMA_MISSING", SchemaMissingError],
+  ["DATABASE_LOCKED", DatabaseLockedError],
   ["NOT_STARTED", NotStartedError],
   ["ACTOR_FAILED", ActorFailedError],
   ["NON_RETRYABLE", NonRetryableError],

@@ -50,6 +50,8 @@ export {
   LockLostError,
   SchemaTooNewError,
   SchemaMissingError,
+  DatabaseLockedError,
+  type DatabaseLockHolder,
   NotStartedError,
   ActorFailedError,
   NonRetryableError,

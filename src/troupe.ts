@@ -22,6 +22,7 @@ import {
   type RecordedError,
 } from "./errors.js";
 import { Worker } from "./engine/worker.js";
+import { mailboxSql } from "./storage/mailbox.js";
 import { checkName } from "./names.js";
 import {
   chooseDatabase,
@@ -499,7 +500,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       const { rows } = await tx.query<{ source: string }>(
         storage.sql(`
           WITH mem AS (
-            SELECT actor_id, $2 || ':' || actor_id AS source, row_number() OVER (ORDER BY actor_id) AS idx
+            SELECT actor_id, ${mailboxSql("$2", "actor_id")} AS source, row_number() OVER (ORDER BY actor_id) AS idx
               FROM {schema}.group_members WHERE group_name = $1),
           l AS (SELECT count(pg_advisory_xact_lock_shared(${LOCK_NS.channel}, hashtext(x.source))) AS locked
                   FROM (SELECT source FROM mem ORDER BY hashtext(source)) x)

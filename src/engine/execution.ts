@@ -26,6 +26,7 @@ import {
 import { checkLabel, checkName } from "../names.js";
 import { prepareEvent, type CloudEventInput } from "../outbox/cloudevent.js";
 import { CancelRequested, type WaitSpec } from "../storage/actor-store.js";
+import { sendLabel } from "../storage/mailbox.js";
 import type { Wakeup } from "../wakeups/wakeups.js";
 import type { ContextPropagation, ContextSnapshot } from "../context-propagation.js";
 import type { PendingCompensation } from "../storage/lifecycle-store.js";
@@ -830,17 +831,18 @@ export class Execution {
     const payload = this.encodeValue(validatePayload(ch, data), `message for "${name}"`);
     const metadata = checkMetadata(o.metadata);
     const source = mailbox(name, to);
+    const label = sendLabel(name, to); // the journal name, unchanged since before mailbox keys were escaped
     const seq = this.seq++;
-    const e = await this.recorded(seq, "send", source);
+    const e = await this.recorded(seq, "send", label);
     if (e) return this.replayed(e);
-    return this.effect(seq, "send", source, async (locals) => {
+    return this.effect(seq, "send", label, async (locals) => {
       const mode = await this.host.storage.channels.modeOf(name);
       if (mode && mode !== "direct")
         throw new ValidationError(`channel "${name}" is a ${mode} channel: use publish`);
       const id = await this.host.storage.channels.publishFromActor(
         this.fence,
         locals,
-        { seq, kind: "send", name: source, leaseMs: this.host.leaseMs },
+        { seq, kind: "send", name: label, leaseMs: this.host.leaseMs },
         { source, data: payload, metadata, directTo: to, context: this.host.propagation.capture() },
       );
       this.host.wake([{ kind: "channel", key: source }]);

@@ -6,6 +6,7 @@ import { MS, type StoreContext } from "./context.js";
 import type { SqlClient } from "./database.js";
 import { actorFromRow, type ActorRow, type Fence, type JournalEntry } from "./rows.js";
 import { FENCED_EFFECT, fencedParams } from "./fenced-effect.js";
+import { mailboxSql } from "./mailbox.js";
 import { LOCK_NS } from "./sql.js";
 
 /*
@@ -79,7 +80,7 @@ export class ChannelStore {
           INSERT INTO {schema}.messages (channel, data, metadata, idempotency_key, direct_to, context)
           SELECT $1, $2, $3::jsonb, $4, $5, $6::jsonb FROM l
            WHERE $5::text IS NULL OR EXISTS (SELECT 1 FROM {schema}.actors WHERE id = $5)
-          ON CONFLICT (channel, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+          ON CONFLICT (channel, (direct_to IS NOT NULL), idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
           RETURNING id)
         SELECT id::text FROM ins`),
       [
@@ -94,8 +95,11 @@ export class ChannelStore {
     if (rows[0]) return rows[0].id;
     if (p.idempotencyKey) {
       const first = await this.c.db.query<{ id: string }>(
-        this.c.sql("SELECT id::text FROM {schema}.messages WHERE channel = $1 AND idempotency_key = $2"),
-        [p.source, p.idempotencyKey],
+        // A mailbox key can equal a channel's name ("room" + "lobby" and "room:lobby"): keys are
+        // scoped per mailbox and per channel, never shared between the two.
+        this.c.sql(`SELECT id::text FROM {schema}.messages
+                     WHERE channel = $1 AND idempotency_key = $2 AND (direct_to IS NOT NULL) = $3`),
+        [p.source, p.idempotencyKey, (p.directTo ?? null) !== null],
       );
       if (first.rows[0]) return first.rows[0].id;
     }
@@ -112,7 +116,7 @@ export class ChannelStore {
     const { rows } = await this.c.db.query<{ n: number }>(
       this.c.sql(`
         WITH mem AS (
-          SELECT actor_id, $2 || ':' || actor_id AS source FROM {schema}.group_members WHERE group_name = $1),
+          SELECT actor_id, ${mailboxSql("$2", "actor_id")} AS source FROM {schema}.group_members WHERE group_name = $1),
         l AS (SELECT count(${LOCK_SHARED("x.source")}) AS locked FROM (SELECT source FROM mem ORDER BY hashtext(source)) x),
         ins AS (
           INSERT INTO {schema}.messages (channel, data, metadata, direct_to)
@@ -178,7 +182,7 @@ export class ChannelStore {
       this.c.sql(`
         WITH ${FENCED_EFFECT()},
         mem AS (
-          SELECT gm.actor_id, $9 || ':' || gm.actor_id AS source, row_number() OVER (ORDER BY gm.actor_id) AS idx
+          SELECT gm.actor_id, ${mailboxSql("$9", "gm.actor_id")} AS source, row_number() OVER (ORDER BY gm.actor_id) AS idx
             FROM {schema}.group_members gm, f WHERE gm.group_name = $8),
         l AS (SELECT count(${LOCK_SHARED("x.source")}) AS locked FROM (SELECT source FROM mem ORDER BY hashtext(source)) x),
         ins AS (
@@ -250,7 +254,7 @@ export class ChannelStore {
     const { rows } = await tx.query<{ sources: string[] | null }>(
       this.c.sql(`
         WITH mem AS (
-          SELECT actor_id, $2 || ':' || actor_id AS source, row_number() OVER (ORDER BY actor_id) AS idx
+          SELECT actor_id, ${mailboxSql("$2", "actor_id")} AS source, row_number() OVER (ORDER BY actor_id) AS idx
             FROM {schema}.group_members WHERE group_name = $1),
         l AS (SELECT count(${LOCK_SHARED("x.source")}) AS locked FROM (SELECT source FROM mem ORDER BY hashtext(source)) x),
         ins AS (
@@ -303,7 +307,7 @@ export class ChannelStore {
         this.c.sql(`
           INSERT INTO {schema}.subscriptions (actor_id, channel, mode, source, cursor)
           SELECT $1, $2, $3, $4, CASE WHEN $3 = 'broadcast'
-                   THEN COALESCE((SELECT max(id) FROM {schema}.messages WHERE channel = $4), 0) ELSE 0 END
+                   THEN COALESCE((SELECT max(id) FROM {schema}.messages WHERE channel = $4 AND direct_to IS NULL), 0) ELSE 0 END
           ON CONFLICT (actor_id, channel) DO NOTHING`),
         [fence.actorId, sub.channel, sub.mode, sub.source],
       );
@@ -513,7 +517,8 @@ export class ChannelStore {
                     SELECT 1 FROM {schema}.actors a WHERE a.id = m.direct_to AND a.status IN ('running','waiting','compensating')))
               OR (m.direct_to IS NULL
                   AND EXISTS (SELECT 1 FROM {schema}.channels c WHERE c.name = m.channel AND c.mode = 'broadcast')
-                  AND NOT EXISTS (SELECT 1 FROM {schema}.subscriptions s WHERE s.source = m.channel AND s.cursor < m.id)))
+                  AND NOT EXISTS (SELECT 1 FROM {schema}.subscriptions s
+                                   WHERE s.source = m.channel AND s.mode = 'broadcast' AND s.cursor < m.id)))
            LIMIT $2)`),
       [ageMs, batch],
     );

@@ -34,8 +34,15 @@ export function loadMigrations(): Promise<Migration[]> {
  * installers wait for each other), recording each in the ledger. Refuses a database
  * whose schema is newer than this code.
  */
-export async function migrate(db: Database, schema: string): Promise<{ applied: number[]; version: number }> {
-  const migrations = await loadMigrations();
+export async function migrate(
+  db: Database,
+  schema: string,
+  opts: { upTo?: number } = {},
+): Promise<{ applied: number[]; version: number }> {
+  // upTo: stop after that version (upgrade tests build an older schema, then migrate it)
+  const migrations = (await loadMigrations()).filter(
+    (m) => opts.upTo === undefined || m.version <= opts.upTo,
+  );
   const latest = migrations.at(-1)?.version ?? 0;
   return db.transaction(async (tx) => {
     await tx.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [LOCK_NS.migrate, schema]);

@@ -46,8 +46,11 @@
  *   DEADLOCKS (it hangs for ever).
  * - `relaxedDurability` does nothing for memory and node filesystems (their
  *   syncToFs is a no-op), so it is not set here.
- * - Nothing here stops two instances or processes from opening one directory
- *   at once. This was not tested; assume it is unsafe and do not do it.
+ * - PGlite itself does not stop two instances or processes from opening one
+ *   directory at once, and they lose each other's writes (a CLI publish to a
+ *   directory a worker held printed an id, and the message was gone). So a
+ *   directory is opened only under its lock file (data-dir-lock.ts), released
+ *   when the instance closes; a second opener gets DatabaseLockedError.
  */
 import { PGlite } from "@electric-sql/pglite";
 import { randomBytes } from "node:crypto";
@@ -57,6 +60,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import zlib from "node:zlib";
+import { lockDataDir } from "./data-dir-lock.js";
 
 const gzip = promisify(zlib.gzip);
 const gunzip = promisify(zlib.gunzip);
@@ -89,7 +93,28 @@ async function openInMemory(): Promise<PGlite> {
   }
 }
 
+/** Under the directory's lock (or DatabaseLockedError); closing the instance releases it. */
 async function openDirectory(dir: string): Promise<PGlite> {
+  const release = await lockDataDir(dir);
+  let db: PGlite;
+  try {
+    db = await openDirectoryUnlocked(dir);
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  const close = db.close.bind(db);
+  db.close = async () => {
+    try {
+      await close();
+    } finally {
+      await release();
+    }
+  };
+  return db;
+}
+
+async function openDirectoryUnlocked(dir: string): Promise<PGlite> {
   const state = await inspectDirectory(dir);
   if (state === "cluster") return startPGlite({ dataDir: dir });
   if (state === "foreign") {

@@ -28,6 +28,7 @@
 import { decode } from "../codec.js";
 import { toMillis, type Duration } from "../duration.js";
 import { ValidationError, type RecordedError } from "../errors.js";
+import { channelOfMailbox } from "../storage/mailbox.js";
 import type { Storage } from "../storage/storage.js";
 import {
   STREAM_START,
@@ -258,13 +259,12 @@ function toEvent(r: Row): StreamEvent {
   }
   const source = r.channel!;
   const to = r.direct_to;
-  const suffix = to === null ? "" : `:${to}`;
   const e: MessageStreamEvent = {
     kind: "message",
     position: messagePosition(txid, BigInt(r.mid!)),
     at,
     messageId: r.mid!,
-    channel: suffix && source.endsWith(suffix) ? source.slice(0, -suffix.length) : source,
+    channel: to === null ? source : channelOfMailbox(source, to),
     metadata: r.metadata ?? {},
     data: decode(r.data),
   };
