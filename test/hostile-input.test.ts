@@ -184,11 +184,10 @@ describe("hostile input is a typed error before any SQL (issue 10)", () => {
       ["deadLetters", () => t.outbox.deadLetters(null as never)],
       [
         "history",
-        () =>
-          t
-            .history("x", null as never)
-            [Symbol.asyncIterator]()
-            .next(),
+        () => {
+          const it = t.history("x", null as never);
+          return it[Symbol.asyncIterator]().next();
+        },
       ],
       ["readStream", () => t.readStream(null as never)],
       ["emitEvent", () => t.emitEvent(null as never)],
@@ -214,7 +213,7 @@ describe("hostile input is a typed error before any SQL (issue 10)", () => {
   test("ctx calls with null options, extreme dates and forged handles reject typed; the actor goes on", async () => {
     await t.start();
     const ref = await t.spawn(ctxBad, null);
-    const codes = (await ref.result({ timeout: "20s" })) as string[];
+    const codes = await ref.result({ timeout: "20s" });
     assert.deepEqual(
       codes.filter((c) => c !== "VALIDATION"),
       [],
@@ -225,7 +224,7 @@ describe("hostile input is a typed error before any SQL (issue 10)", () => {
   test("a caught typed error from tx.* leaves the transaction usable (item 10)", async () => {
     await t.start();
     const ref = await t.spawn(txCatch, null);
-    const codes = (await ref.result({ timeout: "20s" })) as string[];
+    const codes = await ref.result({ timeout: "20s" });
     assert.deepEqual(
       codes.filter((c) => c !== "VALIDATION" && c !== "NOT_SERIALIZABLE"),
       [],
