@@ -282,3 +282,29 @@ describe("one bad spawn does not disable a worker (issue 10 item 8)", () => {
     await eventually(async () => (await t.get(ref.id))?.status === "completed", "good completed");
   });
 });
+
+describe("credentials never appear in error messages (docs/security.md)", () => {
+  test("a bad database URL or sink URL is reported without its password", async () => {
+    const { httpSink } = await import("../src/outbox/http-sink.js");
+    const { redactCredentials } = await import("../src/options.js");
+    const bad: [string, () => unknown][] = [
+      ["database", () => new Troupe({ database: "mysql://app:s3cret-pw@db.example/prod" })],
+      ["httpSink", () => httpSink({ url: "ftp//app:s3cret-pw@sink.example" })],
+    ];
+    for (const [what, f] of bad) {
+      let message = "";
+      try {
+        f();
+      } catch (err) {
+        assert.ok(err instanceof TroupeError, `${what}: ${String(err)}`);
+        message = err.message;
+      }
+      assert.ok(message.length > 0, `${what}: expected an error`);
+      assert.ok(!message.includes("s3cret-pw"), `${what}: the message shows the password: ${message}`);
+    }
+    assert.equal(
+      redactCredentials("postgres://troupe:pw@h:5432/db and redis://:tok@r:6379 and https://tok@x/y"),
+      "postgres://troupe:***@h:5432/db and redis://:***@r:6379 and https://***@x/y",
+    );
+  });
+});
