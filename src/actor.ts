@@ -1,4 +1,5 @@
 import type { ActorContext } from "./engine/context.js";
+import { optionsArg } from "./arguments.js";
 import { ValidationError } from "./errors.js";
 import { checkName } from "./names.js";
 
@@ -24,12 +25,15 @@ export interface ActorDefinition<I = any, O = any> {
 export function actor<I = any, O = any>(
   name: string,
   fn: ActorFn<I, O>,
-  options: ActorOptions = {},
+  options?: ActorOptions,
 ): ActorDefinition<I, O> {
   checkName(name, "actor name");
   if (typeof fn !== "function")
     throw new ValidationError(`actor "${name}": the second argument must be an async function`);
-  return Object.freeze({ kind: "troupe.actor" as const, name, fn, options: { ...options } });
+  const opts = optionsArg(options, `actor "${name}" options`);
+  if (opts.description !== undefined && typeof opts.description !== "string")
+    throw new ValidationError(`actor "${name}": description must be a string`);
+  return Object.freeze({ kind: "troupe.actor" as const, name, fn, options: opts });
 }
 
 export function isActorDefinition(x: unknown): x is ActorDefinition {

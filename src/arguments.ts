@@ -11,7 +11,15 @@ export function optionsArg<T extends object>(value: T | undefined | null, what: 
     throw new ValidationError(
       `${what} must be an object, got ${value === null ? "null" : Array.isArray(value) ? "an array" : typeof value}`,
     );
-  return value;
+  // A shallow copy, read once here: a getter or Proxy trap that throws is this argument's
+  // fault (a typed error now), and later reads see the same values as the checks did.
+  try {
+    return { ...value };
+  } catch (err) {
+    throw new ValidationError(`${what} cannot be read: ${(err as Error)?.message ?? String(err)}`, {
+      cause: err,
+    });
+  }
 }
 
 // Dates troupe stores or compares in timestamptz columns: years 1 to 9999. Postgres goes from

@@ -543,10 +543,9 @@ export class Troupe extends EventEmitter<TroupeEvents> {
    * The actor's journal across all its generations (archived ones first), read from the
    * database a page at a time.
    */
-  async *history(id: string, opts: { pageSize?: number } = {}): AsyncIterable<HistoryEntry> {
+  async *history(id: string, options?: { pageSize?: number }): AsyncIterable<HistoryEntry> {
     checkName(id, "actor id", 255);
-    if (typeof opts !== "object" || opts === null)
-      throw new ValidationError("history options must be an object");
+    const opts = optionsArg(options, "history options");
     const pageSize = opts.pageSize === undefined ? 500 : opts.pageSize;
     if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 10_000)
       throw new ValidationError("pageSize must be an integer from 1 to 10000");
@@ -690,10 +689,11 @@ export class Troupe extends EventEmitter<TroupeEvents> {
    * `maxInterval`; a run that did work resets it) or on a five-field UTC `cron`.
    * Runs are actors with ids `<name>#<n>`. Re-scheduling a name replaces its timing.
    */
-  async schedule(name: string, opts: ScheduleOptions): Promise<ScheduleInfo> {
+  async schedule(name: string, options: ScheduleOptions): Promise<ScheduleInfo> {
     const storage = this.requireStorage("schedule");
     checkName(name, "schedule name", 150);
-    if (typeof opts !== "object" || opts === null) throw new ValidationError("schedule options are required");
+    if (options === undefined) throw new ValidationError("schedule options are required");
+    const opts = optionsArg(options, "schedule options");
     const def = this.resolveActor(opts.actor, "schedule()");
     if ((opts.every === undefined) === (opts.cron === undefined))
       throw new ValidationError("give exactly one of every or cron");

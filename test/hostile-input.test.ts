@@ -194,6 +194,26 @@ describe("hostile input is a typed error before any SQL (issue 10)", () => {
       ["redrive", () => t.outbox.redrive({} as never)],
     ];
     for (const [what, f] of calls) assert.equal(await code(f, what), "VALIDATION", what);
+    // Found by the fuzzer (seed 2103211516): options whose property reads throw.
+    const exploding = new Proxy(
+      {},
+      {
+        ownKeys() {
+          throw new TypeError("proxy exploded");
+        },
+        get() {
+          throw new TypeError("proxy exploded");
+        },
+      },
+    );
+    const proxied: [string, () => unknown][] = [
+      ["actor()", () => actor("p", async () => 1, exploding as never)],
+      ["publish", () => t.publish("c", 1, exploding as never)],
+      ["spawn", () => t.spawn(echo, 1, exploding as never)],
+      ["list", () => t.list(exploding as never)],
+      ["result", () => ref.result(exploding as never)],
+    ];
+    for (const [what, f] of proxied) assert.equal(await code(f, what), "VALIDATION", what);
     assert.equal(await rowCounts(t), before);
   });
 

@@ -1,3 +1,4 @@
+import { optionsArg } from "../arguments.js";
 import { timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -128,10 +129,9 @@ export class DashboardServer {
 
   constructor(
     private readonly troupe: Troupe,
-    opts: DashboardOptions = {},
+    options: DashboardOptions = {},
   ) {
-    if (typeof opts !== "object" || opts === null)
-      throw new ValidationError("dashboard options must be an object");
+    const opts = optionsArg(options, "dashboard options");
     this.port = opts.port ?? DEFAULT_DASHBOARD_PORT;
     if (!Number.isInteger(this.port) || this.port < 0 || this.port > 65535)
       throw new ValidationError(`port must be an integer from 0 to 65535, got ${String(opts.port)}`);

@@ -1,3 +1,4 @@
+import { optionsArg } from "../arguments.js";
 import { nanoid } from "nanoid";
 import { PayloadTooLargeError, ValidationError } from "../errors.js";
 import { MAX_DEPTH, unstorableText } from "../names.js";
@@ -215,8 +216,9 @@ export function prepareEvent(
   opts: { maxBytes?: number; defaultSource?: string } = {},
 ): PreparedEvent {
   if (isPrepared(input)) return input;
-  if (typeof input !== "object" || input === null || Array.isArray(input))
+  if (input === undefined || typeof input !== "object" || input === null || Array.isArray(input))
     throw new ValidationError("emit() expects an event object like { type, data }");
+  input = optionsArg(input, "the event");
   if (input.type === undefined) throw new ValidationError('CloudEvent attribute "type" is required');
   const attributes: Record<string, unknown> = { specversion: "1.0" };
   let bytes: Buffer | null = null;
@@ -256,7 +258,11 @@ export function prepareEvent(
 }
 
 function isPrepared(v: unknown): v is PreparedEvent {
-  return typeof v === "object" && v !== null && (v as { [PREPARED]?: unknown })[PREPARED] === true;
+  try {
+    return typeof v === "object" && v !== null && (v as { [PREPARED]?: unknown })[PREPARED] === true;
+  } catch {
+    return false; // a Proxy whose get trap throws: not ours, and prepareEvent reports it
+  }
 }
 
 /** The JSON event format of a stored event: attributes, plus `data_base64` for bytes. */
