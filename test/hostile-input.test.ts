@@ -208,10 +208,10 @@ describe("hostile input is a typed error before any SQL (issue 10)", () => {
     );
     const proxied: [string, () => unknown][] = [
       ["actor()", () => actor("p", async () => 1, exploding as never)],
-      ["publish", () => t.publish("c", 1, exploding as never)],
-      ["spawn", () => t.spawn(echo, 1, exploding as never)],
-      ["list", () => t.list(exploding as never)],
-      ["result", () => ref.result(exploding as never)],
+      ["publish", () => t.publish("c", 1, exploding)],
+      ["spawn", () => t.spawn(echo, 1, exploding)],
+      ["list", () => t.list(exploding)],
+      ["result", () => ref.result(exploding)],
     ];
     for (const [what, f] of proxied) assert.equal(await code(f, what), "VALIDATION", what);
     assert.equal(await rowCounts(t), before);
