@@ -157,19 +157,41 @@ describe(`fuzzing public entry points (seed ${SEED}, FUZZ_RUNS ${RUNS})`, () => 
           "application/octet-stream",
           "",
         ),
-        ce: fc.dictionary(
-          fc.constantFrom(
-            "ce-specversion",
-            "ce-id",
-            "ce-source",
-            "ce-type",
-            "ce-troupeactor",
-            "ce-subject",
-            "ce-time",
-            "ce-x1",
+        ce: fc.oneof(
+          // A valid binary-mode event, then hostile overrides: reaches the publish/send paths.
+          fc
+            .record({
+              id: fc.stringMatching(/^[a-z0-9-]{1,12}$/),
+              over: fc.dictionary(
+                fc.constantFrom("ce-id", "ce-type", "ce-troupeactor", "ce-x1"),
+                fc.oneof(
+                  fc.constantFrom("fz-ok", "a:b", "a/b", "zz-nobody"),
+                  hostileString.filter((s) => /^[\t\x20-\x7e]*$/.test(s) && s.length < 4096),
+                ),
+                { maxKeys: 2 },
+              ),
+            })
+            .map(({ id, over }) => ({
+              "ce-specversion": "1.0",
+              "ce-id": id,
+              "ce-source": "https://fz.example",
+              "ce-type": "fz-ok",
+              ...over,
+            })),
+          fc.dictionary(
+            fc.constantFrom(
+              "ce-specversion",
+              "ce-id",
+              "ce-source",
+              "ce-type",
+              "ce-troupeactor",
+              "ce-subject",
+              "ce-time",
+              "ce-x1",
+            ),
+            headerValue,
+            { maxKeys: 6 },
           ),
-          headerValue,
-          { maxKeys: 6 },
         ),
         body: bodyArb,
         path: fc.constantFrom("/events", "/events?x=1", "/healthz"),

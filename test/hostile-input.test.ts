@@ -328,3 +328,31 @@ describe("credentials never appear in error messages (docs/security.md)", () => 
     );
   });
 });
+
+describe("dashboard query parameters Postgres cannot hold are VALIDATION, not a 500", () => {
+  test("found by npm run fuzz (FUZZ_SEED=982050688): /api/channels?cursor=%00 was a 500", async () => {
+    const { startDashboard } = await import("../src/dashboard/index.js");
+    const schema = freshSchema("hostiledash");
+    const t = testTroupe({ schema, worker: false });
+    await t.start();
+    const dash = await startDashboard(t, { port: 0, host: "127.0.0.1" });
+    try {
+      for (const path of [
+        "/api/channels?cursor=%00",
+        "/api/channels?cursor=a%20b",
+        "/api/actors?actor=%00",
+        "/api/actors?idContains=a%00",
+        "/api/stats?actor=%00",
+      ]) {
+        const res = await fetch(new URL(path, dash.url));
+        const body = (await res.json()) as { error?: { code?: string } };
+        assert.equal(res.status, 400, `${path}: ${JSON.stringify(body)}`);
+        assert.equal(body.error?.code, "VALIDATION", path);
+      }
+    } finally {
+      await dash.close();
+      await t.stop();
+      await dropSchema(schema);
+    }
+  });
+});
