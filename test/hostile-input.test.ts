@@ -356,3 +356,56 @@ describe("dashboard query parameters Postgres cannot hold are VALIDATION, not a 
     }
   });
 });
+
+describe("a transaction whose timeout fires while it commits (found by the fuzzer on Postgres)", () => {
+  // Counterexample (seed 20261204 on the real server): ctx.transaction("#u3", …, { timeout:
+  // "20ms", compensate }) → untyped "duplicate key value violates unique constraint
+  // journal_pkey": the timeout recorded an error for the step's position while the step's
+  // own transaction went on and committed its entry there.
+  const slow = actor("slow-commit", async (ctx) => {
+    try {
+      await ctx.transaction(
+        "t",
+        async (tx) => {
+          await tx.publish("slow-commit-out", 1);
+          return "committed";
+        },
+        { timeout: "50ms" },
+      );
+      return "no error";
+    } catch (err) {
+      return err instanceof TroupeError ? err.code : `untyped: ${String(err)}`;
+    }
+  });
+  const schema = freshSchema("slowtx");
+  const t = testTroupe({
+    actors: [slow],
+    schema,
+    // The window: the step's fn has returned, its transaction has not committed yet.
+    debugPoint: async (name) => {
+      if (name === "tx:after-fn") await new Promise((r) => setTimeout(r, 300));
+    },
+  });
+  after(async () => {
+    await t.stop();
+    await dropSchema(schema);
+  });
+
+  test("the step is STEP_TIMEOUT, its transaction rolled back, one journal entry", async () => {
+    await t.start();
+    const ref = await t.spawn(slow, null);
+    assert.equal(await ref.result({ timeout: "20s" }), "STEP_TIMEOUT");
+    const s = t._storage;
+    const { rows } = await s.db.query<{ n: number; errors: number }>(
+      s.sql(
+        `SELECT count(*)::int AS n, count(error)::int AS errors FROM {schema}.journal WHERE actor_id = $1 AND seq = 0`,
+      ),
+      [ref.id],
+    );
+    assert.deepEqual({ ...rows[0] }, { n: 1, errors: 1 });
+    const msgs = await s.db.query<{ n: number }>(
+      s.sql(`SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'slow-commit-out'`),
+    );
+    assert.equal(msgs.rows[0]!.n, 0, "the timed-out transaction's publish was rolled back");
+  });
+});

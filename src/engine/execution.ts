@@ -18,6 +18,7 @@ import { decode, encode, jsonText } from "../codec.js";
 import { toMillis, type Duration } from "../duration.js";
 import {
   LockLostError,
+  StepTimeoutError,
   NonDeterminismError,
   TroupeError,
   ValidationError,
@@ -581,53 +582,74 @@ export class Execution {
       return value;
     }
     const value = await this.live(async () => {
+      // The attempt in flight: a timeout rejects the race, not the transaction (see below).
+      let inflight: Promise<T> | undefined;
       try {
         return await runWithRetry(
           name,
-          async () => {
-            let scope: StepTransactionScope | undefined;
-            const { value } = await this.host.storage.actors.appendInTransaction(
-              this.fence,
-              this.host.leaseMs,
-              async (tx) => {
-                scope = openStepTransaction(tx, this.host, {
-                  actorId: this.id,
-                  actorName: this.def.name,
-                  generation: this.generation,
-                  seq,
-                  step: name,
-                });
-                let v: T;
-                try {
-                  v = await insideTransaction.run({ exec: this, step: name }, () => fn(scope!.api));
-                } finally {
-                  scope.close();
-                }
-                // Registered in the step's own transaction: the compensation exists iff the step committed.
-                if (compensate)
-                  await this.host.storage.lifecycle.addCompensation(tx, this.id, this.generation, seq, name);
-                await this.host.debugPoint("tx:after-fn", { actorId: this.id, step: name, seq });
-                return v;
-              },
-              (v) => [
-                ...this.drainLocal(),
-                {
-                  seq,
-                  kind: "tx",
-                  name,
-                  result: this.encodeValue(v, `result of transaction "${name}"`),
-                  error: null,
+          (attempt) =>
+            (inflight = (async () => {
+              let scope: StepTransactionScope | undefined;
+              const { value } = await this.host.storage.actors.appendInTransaction(
+                this.fence,
+                this.host.leaseMs,
+                async (tx) => {
+                  scope = openStepTransaction(tx, this.host, {
+                    actorId: this.id,
+                    actorName: this.def.name,
+                    generation: this.generation,
+                    seq,
+                    step: name,
+                  });
+                  let v: T;
+                  try {
+                    v = await insideTransaction.run({ exec: this, step: name }, () => fn(scope!.api));
+                  } finally {
+                    scope.close();
+                  }
+                  // Registered in the step's own transaction: the compensation exists iff the step committed.
+                  if (compensate)
+                    await this.host.storage.lifecycle.addCompensation(
+                      tx,
+                      this.id,
+                      this.generation,
+                      seq,
+                      name,
+                    );
+                  await this.host.debugPoint("tx:after-fn", { actorId: this.id, step: name, seq });
+                  // Timed out while fn ran: roll back rather than commit a step reported as failed.
+                  if (attempt.signal.aborted) throw attempt.signal.reason;
+                  return v;
                 },
-              ],
-            );
-            scope?.afterCommit();
-            return value;
-          },
+                (v) => [
+                  ...this.drainLocal(),
+                  {
+                    seq,
+                    kind: "tx",
+                    name,
+                    result: this.encodeValue(v, `result of transaction "${name}"`),
+                    error: null,
+                  },
+                ],
+              );
+              scope?.afterCommit();
+              return value;
+            })()),
           retry,
           timeoutMs,
           (err) => err instanceof LockLostError || err instanceof TroupeError,
         );
       } catch (err) {
+        if (err instanceof StepTimeoutError && inflight) {
+          // The timeout fired while the transaction was committing (or about to): wait for
+          // it. Committed, the step is done — its journal entry exists, and recording an
+          // error for the same position would be a duplicate key; rolled back, it failed.
+          const settled = await inflight.then(
+            (v) => ({ v }),
+            () => undefined,
+          );
+          if (settled) return settled.v;
+        }
         if (err instanceof LockLostError || isTransientDatabaseError(err)) throw err;
         await this.append({ seq, kind: "tx", name, result: null, error: recordError(err) });
         throw err;
