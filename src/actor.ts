@@ -1,4 +1,5 @@
 import type { ActorContext } from "./engine/context.js";
+import { optionsArg } from "./arguments.js";
 import { ValidationError } from "./errors.js";
 import { checkName } from "./names.js";
 
@@ -24,14 +25,30 @@ export interface ActorDefinition<I = any, O = any> {
 export function actor<I = any, O = any>(
   name: string,
   fn: ActorFn<I, O>,
-  options: ActorOptions = {},
+  options?: ActorOptions,
 ): ActorDefinition<I, O> {
   checkName(name, "actor name");
   if (typeof fn !== "function")
     throw new ValidationError(`actor "${name}": the second argument must be an async function`);
-  return Object.freeze({ kind: "troupe.actor" as const, name, fn, options: { ...options } });
+  const opts = optionsArg(options, `actor "${name}" options`);
+  if (opts.description !== undefined && typeof opts.description !== "string")
+    throw new ValidationError(`actor "${name}": description must be a string`);
+  return Object.freeze({ kind: "troupe.actor" as const, name, fn, options: opts });
 }
 
 export function isActorDefinition(x: unknown): x is ActorDefinition {
   return typeof x === "object" && x !== null && (x as { kind?: unknown }).kind === "troupe.actor";
+}
+
+/**
+ * A definition as actor() would have made it. Anyone can build an object with
+ * `kind: "troupe.actor"`; its name goes into every claim and sweep of the worker that
+ * registers it, so it is checked before it is registered, never after.
+ */
+export function checkActorDefinition(x: unknown, what: string): ActorDefinition {
+  if (!isActorDefinition(x)) throw new ValidationError(`${what} expects a definition made by actor()`);
+  checkName(x.name, "actor name");
+  if (typeof x.fn !== "function")
+    throw new ValidationError(`actor "${x.name}": fn must be an async function`);
+  return x;
 }

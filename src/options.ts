@@ -75,6 +75,18 @@ export interface TroupeOptions {
   outbox?: OutboxRelayOptions;
 }
 
+/**
+ * `text` with the password (or token) of every URL in it replaced by "***": connection
+ * strings come from configuration and may carry credentials, which never go into an error
+ * message or a log line.
+ */
+export function redactCredentials(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^/?#@\s]*)@/gi, (_m, scheme: string, userinfo: string) => {
+    const colon = userinfo.indexOf(":");
+    return `${scheme}${colon === -1 ? "***" : `${userinfo.slice(0, colon)}:***`}@`;
+  });
+}
+
 export type DatabaseChoice =
   { kind: "postgres"; source: string | pg.Pool } | { kind: "pglite"; dataDir: string | undefined };
 
@@ -84,7 +96,9 @@ export function chooseDatabase(db: TroupeOptions["database"]): DatabaseChoice {
     if (db === "memory://") return { kind: "pglite", dataDir: undefined };
     if (/^postgres(ql)?:\/\//.test(db)) return { kind: "postgres", source: db };
     if (db.includes("://"))
-      throw new ValidationError(`database "${db}": use postgres://…, memory:// or a directory path`);
+      throw new ValidationError(
+        `database "${redactCredentials(db)}": use postgres://…, memory:// or a directory path`,
+      );
     if (db.trim() === "") throw new ValidationError("database must not be an empty string");
     return { kind: "pglite", dataDir: db };
   }

@@ -491,7 +491,7 @@ describe("outbox: relaying to an HTTP sink", () => {
     assert.throws(() => new OutboxRelay(store, { sink, backoff: { jitter: 2 } }), /jitter/);
     assert.throws(() => new OutboxRelay(store, { sink, pollInterval: "soon" }), /not a duration/);
     assert.throws(() => httpSink({ url: "ftp://x" }), /http:\/\/ or https:\/\//);
-    assert.throws(() => httpSink({ url: "not a url" }), /is not a URL/);
+    assert.throws(() => httpSink({ url: "not a url" }), /is not a valid URL/);
     assert.throws(() => httpSink({ url: "http://x", mode: "batch" as never }), /mode must be/);
   });
 });

@@ -1,3 +1,6 @@
+import { optionsArg } from "../arguments.js";
+import { checkChannelName } from "../channels.js";
+import { unstorableText } from "../names.js";
 import { timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -88,7 +91,15 @@ function textParam(q: Query, key: string): string | undefined {
   const v = q.get(key);
   if (v === null) return undefined;
   if (v.length === 0) throw new ValidationError(`${key} must not be empty`);
+  // Every parameter ends up as a query parameter: what Postgres text cannot hold is refused here.
+  const problem = unstorableText(v);
+  if (problem) throw new ValidationError(`${key} contains ${problem}`);
   return v;
+}
+
+/** The channels page cursor is the last channel name of the previous page. */
+function channelCursor(v: string | undefined): string | undefined {
+  return v === undefined ? undefined : checkChannelName(v, "cursor");
 }
 
 /** `/prefix/<one encoded segment>` → the decoded segment, or undefined when the path is not one. */
@@ -128,10 +139,9 @@ export class DashboardServer {
 
   constructor(
     private readonly troupe: Troupe,
-    opts: DashboardOptions = {},
+    options: DashboardOptions = {},
   ) {
-    if (typeof opts !== "object" || opts === null)
-      throw new ValidationError("dashboard options must be an object");
+    const opts = optionsArg(options, "dashboard options");
     this.port = opts.port ?? DEFAULT_DASHBOARD_PORT;
     if (!Number.isInteger(this.port) || this.port < 0 || this.port > 65535)
       throw new ValidationError(`port must be an integer from 0 to 65535, got ${String(opts.port)}`);
@@ -346,7 +356,7 @@ export class DashboardServer {
       const limit = intParam(q, "limit", 200, 1, 1000);
       return {
         status: 200,
-        body: await channelSummaries(t._storage, { limit, after: textParam(q, "cursor") }),
+        body: await channelSummaries(t._storage, { limit, after: channelCursor(textParam(q, "cursor")) }),
       };
     }
     if (path === "/api/groups") {

@@ -1,3 +1,4 @@
+import { checkTime, optionsArg } from "../arguments.js";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import type { ActorDefinition } from "../actor.js";
@@ -17,6 +18,7 @@ import { decode, encode, jsonText } from "../codec.js";
 import { toMillis, type Duration } from "../duration.js";
 import {
   LockLostError,
+  StepTimeoutError,
   NonDeterminismError,
   TroupeError,
   ValidationError,
@@ -520,9 +522,10 @@ export class Execution {
   private async step<T>(
     name: string,
     fn: (a: AttemptInfo) => Promise<T> | T,
-    options: StepOptions = {},
+    stepOptions?: StepOptions,
   ): Promise<T> {
     checkLabel(name, "step name");
+    const options = optionsArg(stepOptions, `step "${name}" options`);
     if (typeof fn !== "function")
       throw new ValidationError(`step "${name}": the second argument must be a function`);
     const retry = resolveRetry(options.retry, `step "${name}"`);
@@ -575,9 +578,10 @@ export class Execution {
   private async transaction<T>(
     name: string,
     fn: (tx: StepTransaction) => Promise<T>,
-    options: TransactionOptions = {},
+    txOptions?: TransactionOptions,
   ): Promise<T> {
     checkLabel(name, "step name");
+    const options = optionsArg(txOptions, `transaction "${name}" options`);
     if (typeof fn !== "function")
       throw new ValidationError(`transaction "${name}": the second argument must be a function`);
     const retry = resolveRetry(options.retry, `transaction "${name}"`);
@@ -595,53 +599,74 @@ export class Execution {
       return value;
     }
     const value = await this.live(async () => {
+      // The attempt in flight: a timeout rejects the race, not the transaction (see below).
+      let inflight: Promise<T> | undefined;
       try {
         return await runWithRetry(
           name,
-          async () => {
-            let scope: StepTransactionScope | undefined;
-            const { value } = await this.host.storage.actors.appendInTransaction(
-              this.fence,
-              this.host.leaseMs,
-              async (tx) => {
-                scope = openStepTransaction(tx, this.host, {
-                  actorId: this.id,
-                  actorName: this.def.name,
-                  generation: this.generation,
-                  seq,
-                  step: name,
-                });
-                let v: T;
-                try {
-                  v = await insideTransaction.run({ exec: this, step: name }, () => fn(scope!.api));
-                } finally {
-                  scope.close();
-                }
-                // Registered in the step's own transaction: the compensation exists iff the step committed.
-                if (compensate)
-                  await this.host.storage.lifecycle.addCompensation(tx, this.id, this.generation, seq, name);
-                await this.host.debugPoint("tx:after-fn", { actorId: this.id, step: name, seq });
-                return v;
-              },
-              (v) => [
-                ...this.drainLocal(),
-                {
-                  seq,
-                  kind: "tx",
-                  name,
-                  result: this.encodeValue(v, `result of transaction "${name}"`),
-                  error: null,
+          (attempt) =>
+            (inflight = (async () => {
+              let scope: StepTransactionScope | undefined;
+              const { value } = await this.host.storage.actors.appendInTransaction(
+                this.fence,
+                this.host.leaseMs,
+                async (tx) => {
+                  scope = openStepTransaction(tx, this.host, {
+                    actorId: this.id,
+                    actorName: this.def.name,
+                    generation: this.generation,
+                    seq,
+                    step: name,
+                  });
+                  let v: T;
+                  try {
+                    v = await insideTransaction.run({ exec: this, step: name }, () => fn(scope!.api));
+                  } finally {
+                    scope.close();
+                  }
+                  // Registered in the step's own transaction: the compensation exists iff the step committed.
+                  if (compensate)
+                    await this.host.storage.lifecycle.addCompensation(
+                      tx,
+                      this.id,
+                      this.generation,
+                      seq,
+                      name,
+                    );
+                  await this.host.debugPoint("tx:after-fn", { actorId: this.id, step: name, seq });
+                  // Timed out while fn ran: roll back rather than commit a step reported as failed.
+                  if (attempt.signal.aborted) throw attempt.signal.reason;
+                  return v;
                 },
-              ],
-            );
-            scope?.afterCommit();
-            return value;
-          },
+                (v) => [
+                  ...this.drainLocal(),
+                  {
+                    seq,
+                    kind: "tx",
+                    name,
+                    result: this.encodeValue(v, `result of transaction "${name}"`),
+                    error: null,
+                  },
+                ],
+              );
+              scope?.afterCommit();
+              return value;
+            })()),
           retry,
           timeoutMs,
           (err) => err instanceof LockLostError || err instanceof TroupeError,
         );
       } catch (err) {
+        if (err instanceof StepTimeoutError && inflight) {
+          // The timeout fired while the transaction was committing (or about to): wait for
+          // it. Committed, the step is done — its journal entry exists, and recording an
+          // error for the same position would be a duplicate key; rolled back, it failed.
+          const settled = await inflight.then(
+            (v) => ({ v }),
+            () => undefined,
+          );
+          if (settled) return settled.v;
+        }
         if (err instanceof LockLostError || isTransientDatabaseError(err)) throw err;
         await this.append({ seq, kind: "tx", name, result: null, error: recordError(err) });
         throw err;
@@ -670,9 +695,7 @@ export class Execution {
   }
 
   private async sleepUntil(when: Date | number): Promise<void> {
-    const at = when instanceof Date ? when.getTime() : when;
-    if (typeof at !== "number" || !Number.isFinite(at))
-      throw new ValidationError("ctx.sleepUntil needs a valid Date or epoch milliseconds");
+    const at = checkTime(when, "ctx.sleepUntil", { numbers: true });
     const seq = this.seq++;
     const e = await this.recorded(seq, "sleep", "");
     if (e) return;
@@ -746,8 +769,9 @@ export class Execution {
   private async receive<T>(
     chs: readonly ChannelLike<any>[],
     kind: "receive" | "receiveAny",
-    o: ReceiveOptions = {},
+    options?: ReceiveOptions,
   ) {
+    const o = optionsArg(options, `${kind} options`);
     const names = chs.map((c) => channelName(c));
     if (new Set(names).size !== names.length)
       throw new ValidationError(`${kind}: the same channel is listed twice`);
@@ -795,7 +819,8 @@ export class Execution {
     }
   }
 
-  private async publish<T>(ch: ChannelLike<T>, data: T, o: PublishOptions = {}): Promise<{ id: string }> {
+  private async publish<T>(ch: ChannelLike<T>, data: T, options?: PublishOptions): Promise<{ id: string }> {
+    const o = optionsArg(options, "publish options");
     const name = channelName(ch);
     const payload = this.encodeValue(validatePayload(ch, data), `message for "${name}"`);
     const metadata = checkMetadata(o.metadata);
@@ -823,8 +848,9 @@ export class Execution {
     to: string,
     ch: ChannelLike<T>,
     data: T,
-    o: PublishOptions = {},
+    options?: PublishOptions,
   ): Promise<{ id: string }> {
+    const o = optionsArg(options, "send options");
     checkName(to, "target actor id", 255);
     requireDurable(ch, "send");
     const name = channelName(ch);
@@ -855,8 +881,9 @@ export class Execution {
     group: string,
     ch: ChannelLike<T>,
     data: T,
-    o: PublishOptions = {},
+    options?: PublishOptions,
   ): Promise<{ count: number }> {
+    const o = optionsArg(options, "broadcast options");
     checkName(group, "group name");
     requireDurable(ch, "broadcast");
     const name = channelName(ch);

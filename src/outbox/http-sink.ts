@@ -82,7 +82,8 @@ export function httpSink(opts: HttpSinkOptions): OutboxSink {
   try {
     url = new URL(opts.url);
   } catch {
-    throw new ValidationError(`httpSink: "${String(opts.url)}" is not a URL`);
+    // Not echoed: a malformed URL may still hold a password, and redaction needs a URL.
+    throw new ValidationError("httpSink: url is not a valid URL");
   }
   if (url.protocol !== "http:" && url.protocol !== "https:")
     throw new ValidationError(`httpSink: the url must be http:// or https://, got ${url.protocol}`);

@@ -1,3 +1,4 @@
+import { redactCredentials } from "../options.js";
 import { ValidationError } from "../errors.js";
 import { httpSink } from "../outbox/http-sink.js";
 import { OutboxStore } from "../outbox/outbox-store.js";
@@ -78,7 +79,7 @@ export async function serveCommand(
   });
   const addr = await server.start();
   out(
-    `troupe serve listening on ${addr.url}${relay ? ` (outbox → ${flags["outbox-url"]}, ${mode} mode)` : ""}`,
+    `troupe serve listening on ${addr.url}${relay ? ` (outbox → ${redactCredentials(String(flags["outbox-url"]))}, ${mode} mode)` : ""}`,
   );
   const sig = await signalled;
   out(`${sig}: stopping`);

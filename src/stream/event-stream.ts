@@ -25,6 +25,7 @@
  * `ctx.transaction`, a stuck worker) holds the stream back while it runs. Rows deleted before
  * a reader got to them (message retention, deleted actors) are not seen.
  */
+import { optionsArg } from "../arguments.js";
 import { decode } from "../codec.js";
 import { toMillis, type Duration } from "../duration.js";
 import { ValidationError, type RecordedError } from "../errors.js";
@@ -277,9 +278,8 @@ function toEvent(r: Row): StreamEvent {
  * Reads up to `limit` events after `after`, in stream order. Only finished transactions are
  * read, so following `position` from page to page never skips an event.
  */
-export async function readStream(storage: Storage, opts: ReadStreamOptions = {}): Promise<StreamPage> {
-  if (typeof opts !== "object" || opts === null)
-    throw new ValidationError("readStream options must be an object");
+export async function readStream(storage: Storage, options?: ReadStreamOptions): Promise<StreamPage> {
+  const opts = optionsArg(options, "readStream options");
   const after = opts.after === undefined ? STREAM_START : opts.after;
   const parsed = parsePosition(after, "readStream after");
   const limit = checkLimit(opts.limit, "readStream limit", DEFAULT_READ_LIMIT);

@@ -9,6 +9,7 @@
  * transaction as its own writes). A stored position never moves back, except by
  * `resetProjection`.
  */
+import { optionsArg } from "../arguments.js";
 import { toMillis, type Duration } from "../duration.js";
 import { ValidationError } from "../errors.js";
 import { checkName } from "../names.js";
@@ -93,9 +94,9 @@ interface Checked {
   foreignTxGrace: Duration | null;
 }
 
-function checkOptions(opts: CatchUpOptions, what: string): Checked {
-  if (typeof opts !== "object" || opts === null)
-    throw new ValidationError(`${what} options must be an object`);
+function checkOptions(options: CatchUpOptions, what: string): Checked {
+  if (options === undefined) throw new ValidationError(`${what} options must be an object`);
+  const opts = optionsArg(options, `${what} options`);
   const name = checkProjectionName(opts.name);
   if (typeof opts.handle !== "function") throw new ValidationError(`${what}: handle must be a function`);
   const batchSize = checkLimit(opts.batchSize, `${what} batchSize`, DEFAULT_READ_LIMIT);
