@@ -1,0 +1,73 @@
+/**
+ * `npm run chaos`: the fault campaign. Starts a private PostgreSQL and Redis on spare
+ * ports (and a TCP proxy in front of PostgreSQL), then runs N seeded rounds (chaos/round.ts)
+ * and exits non-zero on any violation or worker crash.
+ *
+ *   npm run chaos -- [--rounds 100] [--seed S] [--first R] [--short] [--keep] [--verbose]
+ *
+ * --short: the CI variant (3 rounds, shorter rounds). --first: start at round R (with the
+ * same --seed, reproduces that round's plan and faults). --keep: keep a failing round's
+ * database (and the PostgreSQL data directory) for inspection.
+ */
+import { parseArgs } from "node:util";
+import { startPrivatePostgres, startPrivateRedis } from "../test/support/servers.js";
+import { PgProxy } from "./proxy.js";
+import { addRound, roundReport, summary, type Totals } from "./report.js";
+import { runRound } from "./round.js";
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string" },
+    seed: { type: "string" },
+    first: { type: "string", default: "0" },
+    short: { type: "boolean", default: false },
+    keep: { type: "boolean", default: false },
+    verbose: { type: "boolean", default: false },
+  },
+});
+const short = values.short;
+const rounds = Number(values.rounds ?? (short ? 3 : 100));
+const first = Number(values.first);
+const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
+for (const [name, n] of [["rounds", rounds], ["seed", seed], ["first", first]] as const)
+  if (!Number.isSafeInteger(n) || n < 0) {
+    console.error(`chaos: --${name} must be a non-negative integer`);
+    process.exit(2);
+  }
+
+const log = (line: string) => console.log(line);
+log(
+  `chaos: ${rounds} rounds${short ? " (short)" : ""}, seed ${seed} — reproduce: npm run chaos -- --seed ${seed}` +
+    `${short ? " --short" : ""} --rounds ${rounds}${first ? ` --first ${first}` : ""}`,
+);
+
+const pg = await startPrivatePostgres({ maxConnections: 300 });
+const redis = await startPrivateRedis();
+const proxy = new PgProxy(pg.port);
+await proxy.start();
+log(`chaos: PostgreSQL on 127.0.0.1:${pg.port} (proxy :${proxy.port}), Redis on 127.0.0.1:${redis.port}`);
+
+const totals: Totals = { rounds: 0, faults: {}, messages: 0, violations: 0, crashes: 0 };
+let keptData = false;
+let interrupted = false;
+process.once("SIGINT", () => (interrupted = true));
+try {
+  for (let r = first; r < first + rounds && !interrupted; r++) {
+    const res = await runRound({ seed, round: r, short, keep: values.keep, pg, redis, proxy, log });
+    addRound(totals, res);
+    log(roundReport(res, first + rounds, values.verbose));
+    if (values.keep && (res.violationCount > 0 || res.crashes.length > 0)) {
+      keptData = true;
+      log(`  kept database ${res.database} in ${pg.dataDir}`);
+    }
+  }
+} finally {
+  await proxy.stop();
+  await redis.close();
+  if (keptData) {
+    pg.stop("fast");
+    log(`chaos: PostgreSQL stopped, data kept: pg_ctl -D ${pg.dataDir} -o "-p ${pg.port}" start (as the postgres user when root)`);
+  } else pg.close();
+}
+log(summary(totals));
+process.exit(totals.violations > 0 || totals.crashes > 0 || interrupted ? 1 : 0);
