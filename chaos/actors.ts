@@ -104,12 +104,10 @@ async function plainDo(actorId: string, step: number): Promise<string> {
      ON CONFLICT DO NOTHING`,
     [token, actorId, `p${step}`, WORKER],
   );
-  await side().query(`INSERT INTO chaos_saga (saga, step, what, via, key, worker) VALUES ($1, $2, 'do', 'plain', $3, $4)`, [
-    actorId,
-    step,
-    token,
-    WORKER,
-  ]);
+  await side().query(
+    `INSERT INTO chaos_saga (saga, step, what, via, key, worker) VALUES ($1, $2, 'do', 'plain', $3, $4)`,
+    [actorId, step, token, WORKER],
+  );
   await new Promise((r) => setTimeout(r, 10 + Math.floor(Math.random() * 30))); // the "work"
   await side().query(`UPDATE chaos_interval SET ended_at = clock_timestamp() WHERE token = $1`, [token]);
   return token;
@@ -142,12 +140,16 @@ export const saga = actor("chaos-saga", async (ctx: ActorContext, plan: SagaPlan
         },
       });
     } else {
-      await ctx.transaction(`t${i}`, async (tx) => {
-        await txRow(tx, ctx.id, i, "do");
-        return i;
-      }, {
-        compensate: async (_r, tx) => txRow(tx, ctx.id, i, "undo"),
-      });
+      await ctx.transaction(
+        `t${i}`,
+        async (tx) => {
+          await txRow(tx, ctx.id, i, "do");
+          return i;
+        },
+        {
+          compensate: async (_r, tx) => txRow(tx, ctx.id, i, "undo"),
+        },
+      );
     }
     await ctx.sleep(30 + ((i * 37) % 90));
   }
@@ -178,17 +180,20 @@ export const churner = actor("chaos-churner", async (ctx: ActorContext, input: {
 });
 
 /** Continue-as-new `left` more times, one transactional row per generation. */
-export const counter = actor("chaos-counter", async (ctx: ActorContext, input: { left: number; gen: number }) => {
-  await ctx.transaction("count", async (tx) => {
-    const [owner, version] = await lease(tx, ctx.id);
-    await tx.query(
-      `INSERT INTO chaos_count (actor_id, gen, worker, lease_owner, lease_version) VALUES ($1, $2, $3, $4, $5)`,
-      [ctx.id, input.gen, WORKER, owner, version],
-    );
-  });
-  if (input.left === 0) return input.gen;
-  await ctx.sleep(100);
-  return ctx.recur({ left: input.left - 1, gen: input.gen + 1 });
-});
+export const counter = actor(
+  "chaos-counter",
+  async (ctx: ActorContext, input: { left: number; gen: number }) => {
+    await ctx.transaction("count", async (tx) => {
+      const [owner, version] = await lease(tx, ctx.id);
+      await tx.query(
+        `INSERT INTO chaos_count (actor_id, gen, worker, lease_owner, lease_version) VALUES ($1, $2, $3, $4, $5)`,
+        [ctx.id, input.gen, WORKER, owner, version],
+      );
+    });
+    if (input.left === 0) return input.gen;
+    await ctx.sleep(100);
+    return ctx.recur({ left: input.left - 1, gen: input.gen + 1 });
+  },
+);
 
 export const ALL_ACTORS = [consumer, publisher, saga, churner, counter];

@@ -89,7 +89,9 @@ export async function check(plan: RoundPlan, q: Q): Promise<CheckResult> {
     worker: string;
     lease_owner: string | null;
     lease_version: string | null;
-  }>(`SELECT actor_id, msg_id::text, src, n, worker, lease_owner, lease_version::text FROM chaos_seen ORDER BY id`);
+  }>(
+    `SELECT actor_id, msg_id::text, src, n, worker, lease_owner, lease_version::text FROM chaos_seen ORDER BY id`,
+  );
   const byReader = new Map<string, typeof seen>();
   const msgIdOf = new Map<string, Set<string>>(); // "src/n" → message ids (a key republished shows 2)
   for (const r of seen) {
@@ -109,8 +111,13 @@ export async function check(plan: RoundPlan, q: Q): Promise<CheckResult> {
 
   const missing = (reader: string, key: string) => {
     const where = present.get(key);
-    if (where) v("lost (never delivered)", `${reader} never got ${key} (the message is still in ${where.join(",")})`);
-    else v("lost (message gone)", `${reader} never got ${key}, and no message row holds it (never written, or removed unread)`);
+    if (where)
+      v("lost (never delivered)", `${reader} never got ${key} (the message is still in ${where.join(",")})`);
+    else
+      v(
+        "lost (message gone)",
+        `${reader} never got ${key}, and no message row holds it (never written, or removed unread)`,
+      );
   };
   const checkOrder = (reader: string, rows: typeof seen) => {
     const lastN = new Map<string, number>();
@@ -148,45 +155,59 @@ export async function check(plan: RoundPlan, q: Q): Promise<CheckResult> {
   const taken = new Map<string, string[]>();
   for (let i = 0; i < plan.consumers; i++) {
     const rows = byReader.get(consumerId(i)) ?? [];
-    for (const r of rows) taken.set(`${r.src}/${r.n}`, [...(taken.get(`${r.src}/${r.n}`) ?? []), consumerId(i)]);
+    for (const r of rows)
+      taken.set(`${r.src}/${r.n}`, [...(taken.get(`${r.src}/${r.n}`) ?? []), consumerId(i)]);
     checkOrder(consumerId(i), rows);
   }
   for (const [key, by] of taken) {
     if (!competing.has(key)) v("unexpected delivery", `competing consumers got ${key}`);
-    else if (by.length > 1) v("duplicate delivery", `competing ${key} consumed ${by.length} times (${by.join(",")})`);
+    else if (by.length > 1)
+      v("duplicate delivery", `competing ${key} consumed ${by.length} times (${by.join(",")})`);
   }
   for (const key of competing) if (!taken.has(key)) missing("competing consumers", key);
 
   // ---- the lease fence: every transactional row committed under the writer's own lease -
   const fenced = [
-    ...seen.map((r) => ({ actor: r.actor_id, worker: r.worker, owner: r.lease_owner, version: r.lease_version })),
-    ...(
-      await q<{ actor: string; worker: string; owner: string | null; version: string | null }>(
-        `SELECT saga AS actor, worker, lease_owner AS owner, lease_version::text AS version FROM chaos_saga WHERE via = 'tx' ORDER BY id`,
-      )
-    ),
-    ...(
-      await q<{ actor: string; worker: string; owner: string | null; version: string | null }>(
-        `SELECT actor_id AS actor, worker, lease_owner AS owner, lease_version::text AS version FROM chaos_count ORDER BY id`,
-      )
-    ),
+    ...seen.map((r) => ({
+      actor: r.actor_id,
+      worker: r.worker,
+      owner: r.lease_owner,
+      version: r.lease_version,
+    })),
+    ...(await q<{ actor: string; worker: string; owner: string | null; version: string | null }>(
+      `SELECT saga AS actor, worker, lease_owner AS owner, lease_version::text AS version FROM chaos_saga WHERE via = 'tx' ORDER BY id`,
+    )),
+    ...(await q<{ actor: string; worker: string; owner: string | null; version: string | null }>(
+      `SELECT actor_id AS actor, worker, lease_owner AS owner, lease_version::text AS version FROM chaos_count ORDER BY id`,
+    )),
   ];
   const lastVersion = new Map<string, bigint>();
   for (const r of fenced) {
     if (r.owner !== r.worker)
-      v("two workers at once", `${r.actor}: ${r.worker} committed a transaction while the lease was ${r.owner}'s`);
+      v(
+        "two workers at once",
+        `${r.actor}: ${r.worker} committed a transaction while the lease was ${r.owner}'s`,
+      );
     const ver = BigInt(r.version ?? -1);
     if (ver < (lastVersion.get(r.actor) ?? -1n))
-      v("two workers at once", `${r.actor}: a commit under lease version ${ver} after one under ${lastVersion.get(r.actor)}`);
+      v(
+        "two workers at once",
+        `${r.actor}: a commit under lease version ${ver} after one under ${lastVersion.get(r.actor)}`,
+      );
     lastVersion.set(r.actor, ver > (lastVersion.get(r.actor) ?? -1n) ? ver : lastVersion.get(r.actor)!);
   }
 
   // ---- actors: finished as planned, or waiting where they should --------------------------
   const actors = new Map(
     (
-      await q<{ id: string; actor: string; status: string; output: Buffer | null; error: unknown; wait_kind: string | null }>(
-        `SELECT id, actor, status, output, error, wait_kind FROM ${S}.actors`,
-      )
+      await q<{
+        id: string;
+        actor: string;
+        status: string;
+        output: Buffer | null;
+        error: unknown;
+        wait_kind: string | null;
+      }>(`SELECT id, actor, status, output, error, wait_kind FROM ${S}.actors`)
     ).map((a) => [a.id, a]),
   );
   const out = (id: string): unknown => {
@@ -197,24 +218,34 @@ export async function check(plan: RoundPlan, q: Q): Promise<CheckResult> {
     const a = actors.get(id);
     if (!a) return v("actor missing", `${what} ${id} does not exist`);
     if (a.status !== wantStatus)
-      v("actor state", `${what} ${id} is ${a.status}, expected ${wantStatus}${a.error ? ` (${JSON.stringify(a.error).slice(0, 300)})` : ""}`);
+      v(
+        "actor state",
+        `${what} ${id} is ${a.status}, expected ${wantStatus}${a.error ? ` (${JSON.stringify(a.error).slice(0, 300)})` : ""}`,
+      );
   };
   for (const id of [...readers, ...Array.from({ length: plan.consumers }, (_, i) => consumerId(i))]) {
     status(id, "waiting", "consumer");
     const a = actors.get(id);
-    if (a?.status === "waiting" && a.wait_kind !== "receive") v("actor state", `consumer ${id} waits on ${a.wait_kind}, not a receive`);
+    if (a?.status === "waiting" && a.wait_kind !== "receive")
+      v("actor state", `consumer ${id} waits on ${a.wait_kind}, not a receive`);
   }
   plan.publishers.forEach((sends, i) => {
     status(publisherId(i), "completed", "publisher");
     if (actors.get(publisherId(i))?.status === "completed" && out(publisherId(i)) !== sends.length)
-      v("actor state", `publisher ${publisherId(i)} returned ${String(out(publisherId(i)))}, expected ${sends.length}`);
+      v(
+        "actor state",
+        `publisher ${publisherId(i)} returned ${String(out(publisherId(i)))}, expected ${sends.length}`,
+      );
   });
   plan.churners.forEach((cycles, i) => {
     const id = churnerId(i);
     status(id, "completed", "churner");
     const o = out(id) as { seenSelf: number; goneAfterLeave: number } | undefined;
     if (o && (o.seenSelf !== cycles || o.goneAfterLeave !== cycles))
-      v("groups", `${id}: saw itself in ${o.seenSelf}/${cycles} joins and gone in ${o.goneAfterLeave}/${cycles} leaves`);
+      v(
+        "groups",
+        `${id}: saw itself in ${o.seenSelf}/${cycles} joins and gone in ${o.goneAfterLeave}/${cycles} leaves`,
+      );
   });
   const members = await q<{ group_name: string; actor_id: string; status: string }>(
     `SELECT g.group_name, g.actor_id, a.status FROM ${S}.group_members g JOIN ${S}.actors a ON a.id = g.actor_id`,
@@ -242,9 +273,14 @@ export async function check(plan: RoundPlan, q: Q): Promise<CheckResult> {
   }
 
   // ---- sagas: steps once, compensations once each, LIFO ----------------------------------
-  const sagaRows = await q<{ id: string; saga: string; step: number; what: string; via: string; key: string | null }>(
-    `SELECT id::text, saga, step, what, via, key FROM chaos_saga ORDER BY id`,
-  );
+  const sagaRows = await q<{
+    id: string;
+    saga: string;
+    step: number;
+    what: string;
+    via: string;
+    key: string | null;
+  }>(`SELECT id::text, saga, step, what, via, key FROM chaos_saga ORDER BY id`);
   const comps = await q<{ actor_id: string; name: string; status: string }>(
     `SELECT actor_id, name, status FROM ${S}.compensations`,
   );
@@ -257,33 +293,43 @@ export async function check(plan: RoundPlan, q: Q): Promise<CheckResult> {
   );
   for (const s of plan.sagas) {
     const rows = sagaRows.filter((r) => r.saga === s.id);
-    status(s.id, s.end === "fail" ? "failed" : s.end === "cancel" ? "cancelled" : "completed", `saga (${s.end})`);
+    status(
+      s.id,
+      s.end === "fail" ? "failed" : s.end === "cancel" ? "cancelled" : "completed",
+      `saga (${s.end})`,
+    );
     // Which steps ran to completion: a transactional one iff its row committed, a plain one
     // iff its journal entry did. All must have, unless cancelled early (then a prefix).
     const ran = s.steps.map((kind, i) =>
-      kind === "t"
-        ? rows.some((r) => r.step === i && r.what === "do")
-        : journaledSteps.has(`${s.id}/p${i}`),
+      kind === "t" ? rows.some((r) => r.step === i && r.what === "do") : journaledSteps.has(`${s.id}/p${i}`),
     );
     const mayStop = s.end === "cancel" && s.cancelAt === "early";
     const firstNot = ran.indexOf(false);
     if (firstNot >= 0 && (!mayStop || ran.slice(firstNot).some(Boolean)))
-      v("saga", `${s.id} (${s.end}${s.end === "cancel" ? ` ${s.cancelAt}` : ""}): steps completed ${ran.map((r) => (r ? 1 : 0)).join("")}`);
+      v(
+        "saga",
+        `${s.id} (${s.end}${s.end === "cancel" ? ` ${s.cancelAt}` : ""}): steps completed ${ran.map((r) => (r ? 1 : 0)).join("")}`,
+      );
     const undoOrder: number[] = [];
     s.steps.forEach((kind, i) => {
       const dos = rows.filter((r) => r.step === i && r.what === "do");
       const undos = rows.filter((r) => r.step === i && r.what === "undo");
-      if (kind === "t" && dos.length > 1) v("transactional step once", `${s.id} step ${i}: ${dos.length} committed rows`);
+      if (kind === "t" && dos.length > 1)
+        v("transactional step once", `${s.id} step ${i}: ${dos.length} committed rows`);
       if (s.end === "complete") {
         if (undos.length > 0) v("saga", `${s.id} completed but step ${i} was compensated`);
         return;
       }
       if (!ran[i]) {
-        if (kind === "t" && undos.length > 0) v("saga", `${s.id} step ${i} never committed but was compensated`);
+        if (kind === "t" && undos.length > 0)
+          v("saga", `${s.id} step ${i} never committed but was compensated`);
         return;
       }
       if (kind === "t" && undos.length !== 1)
-        v("transactional compensation once", `${s.id} step ${i}: ${undos.length} committed compensation rows`);
+        v(
+          "transactional compensation once",
+          `${s.id} step ${i}: ${undos.length} committed compensation rows`,
+        );
       if (kind === "p") {
         if (undos.length < 1) v("compensation missing", `${s.id} plain step ${i} was never compensated`);
         if (new Set(undos.map((u) => u.key)).size > 1)
@@ -299,7 +345,10 @@ export async function check(plan: RoundPlan, q: Q): Promise<CheckResult> {
         }
       const bad = comps.filter((c) => c.actor_id === s.id && c.status !== "done");
       if (bad.length > 0)
-        v("compensation missing", `${s.id}: compensations ${bad.map((c) => `${c.name}=${c.status}`).join(", ")}`);
+        v(
+          "compensation missing",
+          `${s.id}: compensations ${bad.map((c) => `${c.name}=${c.status}`).join(", ")}`,
+        );
     }
   }
 

@@ -83,13 +83,32 @@ function describe(err: unknown): string {
 
 async function spawnAll(): Promise<void> {
   const consumers = [
-    ...Array.from({ length: plan.subscribers }, (_, i) => ({ id: subscriberId(i), ch: NEWS, mode: "broadcast" as const, mailbox: false })),
-    ...Array.from({ length: plan.consumers }, (_, i) => ({ id: consumerId(i), ch: JOBS, mode: "competing" as const, mailbox: false })),
-    ...Array.from({ length: plan.mailboxes }, (_, i) => ({ id: mailboxId(i), ch: INBOX, mode: "direct" as const, mailbox: true })),
+    ...Array.from({ length: plan.subscribers }, (_, i) => ({
+      id: subscriberId(i),
+      ch: NEWS,
+      mode: "broadcast" as const,
+      mailbox: false,
+    })),
+    ...Array.from({ length: plan.consumers }, (_, i) => ({
+      id: consumerId(i),
+      ch: JOBS,
+      mode: "competing" as const,
+      mailbox: false,
+    })),
+    ...Array.from({ length: plan.mailboxes }, (_, i) => ({
+      id: mailboxId(i),
+      ch: INBOX,
+      mode: "direct" as const,
+      mailbox: true,
+    })),
   ];
   for (const c of consumers)
     await retrying(`spawn ${c.id}`, () =>
-      troupe.spawn(consumer, { ch: c.ch, mode: c.mode, every: plan.recurEvery, gen: 0, mailbox: c.mailbox }, { id: c.id }),
+      troupe.spawn(
+        consumer,
+        { ch: c.ch, mode: c.mode, every: plan.recurEvery, gen: 0, mailbox: c.mailbox },
+        { id: c.id },
+      ),
     );
   for (;;) {
     const members = await retrying("members", () => troupe.members(READY));
@@ -102,7 +121,10 @@ async function spawnAll(): Promise<void> {
       publisherId(i),
       () => troupe.spawn(publisher, { src: publisherId(i), sends }, { id: publisherId(i) }),
     ]),
-    ...plan.sagas.map((s): [string, () => Promise<unknown>] => [s.id, () => troupe.spawn(saga, s, { id: s.id })]),
+    ...plan.sagas.map((s): [string, () => Promise<unknown>] => [
+      s.id,
+      () => troupe.spawn(saga, s, { id: s.id }),
+    ]),
     ...plan.churners.map((cycles, i): [string, () => Promise<unknown>] => [
       churnerId(i),
       () => troupe.spawn(churner, { cycles }, { id: churnerId(i) }),
@@ -147,7 +169,7 @@ async function cancels(): Promise<void> {
         await retrying(`cancel ${id}`, () => troupe.cancel(id, "chaos: planned cancel"));
         pending.splice(pending.indexOf(id), 1);
         emit("cancelled", { id });
-      } else if (info && info.status !== "running") {
+      } else if (info && (info.status === "completed" || info.status === "failed")) {
         emit("error", { what: `cancel ${id}`, error: `saga is ${info.status} before its cancel` });
         pending.splice(pending.indexOf(id), 1);
       }

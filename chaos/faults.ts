@@ -35,7 +35,13 @@ export interface Fault {
  * The round's faults: `count` of them spread over `windowMs`, durations past the lease
  * where it matters; kinds in the campaign's seeded order of all kinds.
  */
-export function faultSchedule(seed: number, round: number, count: number, windowMs: number, leaseMs: number): Fault[] {
+export function faultSchedule(
+  seed: number,
+  round: number,
+  count: number,
+  windowMs: number,
+  leaseMs: number,
+): Fault[] {
   // The kinds rotate through one campaign-wide shuffle: consecutive rounds cover every kind.
   const order = prng((seed ^ 0xfa017) >>> 0);
   const kinds = [...FAULT_KINDS];

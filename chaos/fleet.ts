@@ -80,17 +80,21 @@ export class Fleet {
     });
     this.client = c;
     this.everyChild.add(c);
-    void c.waitFor((l) => l.event === "done", "client done", 3_600_000).then(
-      () => (this.clientDone = true),
-      () => {},
-    );
+    void c
+      .waitFor((l) => l.event === "done", "client done", 3_600_000)
+      .then(
+        () => (this.clientDone = true),
+        () => {},
+      );
     // Keep the acknowledged position current (for a restart after a crash).
     const poll = setInterval(() => {
-      for (const l of c.lines) if (l.event === "ack" && typeof l.n === "number") this.acked = Math.max(this.acked, l.n);
+      for (const l of c.lines)
+        if (l.event === "ack" && typeof l.n === "number") this.acked = Math.max(this.acked, l.n);
       if (!c.alive) clearInterval(poll);
     }, 100);
     this.watch(c, () => {
-      for (const l of c.lines) if (l.event === "ack" && typeof l.n === "number") this.acked = Math.max(this.acked, l.n);
+      for (const l of c.lines)
+        if (l.event === "ack" && typeof l.n === "number") this.acked = Math.max(this.acked, l.n);
       if (!this.closing) this.startClient();
     });
     return c;
@@ -126,7 +130,9 @@ export class Fleet {
 
   /** Every line any process printed with this event (e.g. "log", "retry", "error"). */
   lines(event: string): { process: string; line: Record<string, unknown> }[] {
-    return [...this.everyChild].flatMap((c) => c.lines.filter((l) => l.event === event).map((line) => ({ process: c.name, line })));
+    return [...this.everyChild].flatMap((c) =>
+      c.lines.filter((l) => l.event === event).map((line) => ({ process: c.name, line })),
+    );
   }
 
   async close(): Promise<void> {

@@ -109,13 +109,23 @@ export function roundPlan(seed: number, round: number, size: PlanSize): RoundPla
   const perPublisher = short ? int(rnd, 25, 40) : int(rnd, 50, 80);
   const publishers = Array.from({ length: 3 }, () => sends(rnd, perPublisher, mailboxes, trafficMs));
   const client = sends(rnd, short ? int(rnd, 60, 90) : int(rnd, 120, 180), mailboxes, trafficMs);
-  const ends: SagaEnd[] = ["fail", "cancel", "complete"];
-  const sagas = Array.from({ length: short ? 4 : 6 }, (_, i) => ({
+  // Every ending at least once, a cancel at the last wait and one mid-flight; then at random.
+  const ends: SagaEnd[] = ["fail", "cancel", "complete", "cancel"];
+  const firstCancel: SagaPlan["cancelAt"] = rnd() < 0.5 ? "wait" : "early";
+  const sagas = Array.from({ length: short ? 5 : 7 }, (_, i): SagaPlan => ({
     id: `saga-${i}`,
-    steps: Array.from({ length: int(rnd, 3, 6) }, () => (rnd() < 0.5 ? "p" : "t") as "p" | "t"),
-    // Each ending at least once, then at random.
+    steps: Array.from({ length: int(rnd, 3, 6) }, () => (rnd() < 0.5 ? "p" : "t")),
     end: i < ends.length ? ends[i]! : ends[int(rnd, 0, 2)]!,
-    cancelAt: (rnd() < 0.5 ? "wait" : "early") as "wait" | "early",
+    cancelAt:
+      i === 1
+        ? firstCancel
+        : i === 3
+          ? firstCancel === "wait"
+            ? "early"
+            : "wait"
+          : rnd() < 0.5
+            ? "wait"
+            : "early",
   }));
   return {
     seed,

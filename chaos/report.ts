@@ -14,7 +14,8 @@ export function roundReport(r: RoundResult, rounds: number, verbose: boolean): s
       `${r.messages} messages (${r.deliveries} deliveries), ${r.violationCount} violations, ` +
       `${r.crashes.length} worker crashes, ${r.clientRetries} client retries, ${r.seconds.toFixed(1)}s`,
   ];
-  if (verbose || r.violationCount > 0 || r.crashes.length > 0) for (const f of r.faultLog) lines.push(`  fault ${f}`);
+  if (verbose || r.violationCount > 0 || r.crashes.length > 0)
+    for (const f of r.faultLog) lines.push(`  fault ${f}`);
   for (const c of r.crashes)
     lines.push(`  CRASH ${c.process}: exited on its own (code ${c.code}, signal ${c.signal})`);
   for (const v of r.violations) lines.push(`  VIOLATION ${v}`);
@@ -31,7 +32,8 @@ export interface Totals {
 
 export function addRound(t: Totals, r: RoundResult): void {
   t.rounds++;
-  for (const [k, n] of Object.entries(r.faults)) t.faults[k as FaultKind] = (t.faults[k as FaultKind] ?? 0) + (n ?? 0);
+  for (const [k, n] of Object.entries(r.faults))
+    t.faults[k as FaultKind] = (t.faults[k as FaultKind] ?? 0) + (n ?? 0);
   t.messages += r.messages;
   t.violations += r.violationCount;
   t.crashes += r.crashes.length;

@@ -44,7 +44,10 @@ const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A query on a fresh connection, retried while the server is restarting (a fault may be under way). */
 export function runnerQuery(url: string) {
-  return async <R extends pg.QueryResultRow = Record<string, any>>(sql: string, params: unknown[] = []): Promise<R[]> => {
+  return async <R extends pg.QueryResultRow = Record<string, any>>(
+    sql: string,
+    params: unknown[] = [],
+  ): Promise<R[]> => {
     const deadline = Date.now() + 60_000;
     for (;;) {
       const c = new pg.Client({ connectionString: url, application_name: RUNNER });
@@ -104,6 +107,7 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
     for (const f of schedule) {
       const wait = tf + f.atMs - Date.now();
       if (wait > 0) await pause(wait);
+      const at = ((Date.now() - tf) / 1000).toFixed(1);
       const what = await inject(f, {
         fleet,
         pg: o.pg,
@@ -112,12 +116,13 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
         troupeBackends: `application_name <> '${RUNNER}'`,
       });
       faults[f.kind] = (faults[f.kind] ?? 0) + 1;
-      faultLog.push(`+${((Date.now() - tf) / 1000).toFixed(1)}s ${what}`);
+      faultLog.push(`+${at}s ${what}`);
     }
 
     // ---- drain: the client done, every delivery recorded, every actor ended or waiting
     const expected = expectedDeliveries(plan);
-    const finite = [...plan.publishers.keys()].length + plan.sagas.length + plan.churners.length + plan.counters.length;
+    const finite =
+      [...plan.publishers.keys()].length + plan.sagas.length + plan.churners.length + plan.counters.length;
     const drainMs = o.short ? 45_000 : 60_000;
     const deadline = Date.now() + drainMs;
     let last = "";
@@ -139,7 +144,8 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
   } catch (err) {
     violation(`round aborted: ${(err as Error).message.slice(0, 1500)}`);
   }
-  for (const c of fleet.crashes) o.log(`  CRASH ${c.process} (exit code ${c.code}, signal ${c.signal})${c.tail}`);
+  for (const c of fleet.crashes)
+    o.log(`  CRASH ${c.process} (exit code ${c.code}, signal ${c.signal})${c.tail}`);
   await fleet.close();
 
   for (const { process, line } of fleet.lines("error"))

@@ -29,7 +29,11 @@ const short = values.short;
 const rounds = Number(values.rounds ?? (short ? 3 : 100));
 const first = Number(values.first);
 const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
-for (const [name, n] of [["rounds", rounds], ["seed", seed], ["first", first]] as const)
+for (const [name, n] of [
+  ["rounds", rounds],
+  ["seed", seed],
+  ["first", first],
+] as const)
   if (!Number.isSafeInteger(n) || n < 0) {
     console.error(`chaos: --${name} must be a non-negative integer`);
     process.exit(2);
@@ -66,7 +70,9 @@ try {
   await redis.close();
   if (keptData) {
     pg.stop("fast");
-    log(`chaos: PostgreSQL stopped, data kept: pg_ctl -D ${pg.dataDir} -o "-p ${pg.port}" start (as the postgres user when root)`);
+    log(
+      `chaos: PostgreSQL stopped, data kept: pg_ctl -D ${pg.dataDir} -o "-p ${pg.port}" start (as the postgres user when root)`,
+    );
   } else pg.close();
 }
 log(summary(totals));

@@ -35,7 +35,11 @@ export function isConnectionError(err: unknown): boolean {
   if (/^(57P0[123]|08...|53300)$/.test(code)) return true;
   if (/^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH)$/.test(code)) return true;
   const msg = typeof e.message === "string" ? e.message : "";
-  if (/Connection terminated|connection timeout|terminating connection|not queryable|the database system is (starting|shutting)|Client has encountered a connection error/i.test(msg))
+  if (
+    /Connection terminated|connection timeout|terminating connection|not queryable|the database system is (starting|shutting)|Client has encountered a connection error/i.test(
+      msg,
+    )
+  )
     return true;
   return e.cause !== undefined && e.cause !== err && isConnectionError(e.cause);
 }
