@@ -68,7 +68,9 @@ export async function check(plan: RoundPlan, q: Q): Promise<CheckResult> {
 
   // Messages still in the database, by payload (to tell "not delivered" from "gone").
   const present = new Map<string, string[]>(); // "src/n" → channels
-  for (const m of await q<{ channel: string; data: Buffer }>(`SELECT channel, data FROM ${S}.messages`)) {
+  for (const m of await q<{ channel: string; data: Buffer; claimed_by: string | null }>(
+    `SELECT channel, data, claimed_by FROM ${S}.messages`,
+  )) {
     let d: Payload | undefined;
     try {
       d = decode<Payload>(m.data);
@@ -77,7 +79,10 @@ export async function check(plan: RoundPlan, q: Q): Promise<CheckResult> {
     }
     if (!d || typeof d.src !== "string") continue;
     const key = `${d.src}/${d.n}`;
-    present.set(key, [...(present.get(key) ?? []), m.channel]);
+    present.set(key, [
+      ...(present.get(key) ?? []),
+      m.claimed_by ? `${m.channel} (claimed by ${m.claimed_by})` : m.channel,
+    ]);
   }
 
   // ---- deliveries: each once, in order, none lost ---------------------------------------
