@@ -14,8 +14,20 @@ export interface Crash {
   process: string;
   code: number | null;
   signal: string | null;
+  /** The error it died of (the first error line of its stderr). */
+  cause: string;
   /** The last lines it printed and its stderr. */
   tail: string;
+}
+
+/** "Error: Connection terminated unexpectedly" and the like, from a crashed child's output. */
+function causeOf(tail: string): string {
+  const stderr = tail.slice(tail.indexOf("stderr tail]") + 1);
+  const line = stderr
+    .split("\n")
+    .find((l) => /^\w*(Error|error)\b.*:/.test(l.trim()) && !l.includes("Emitted"));
+  const unhandled = stderr.includes("Unhandled 'error' event") ? " (unhandled 'error' event)" : "";
+  return (line?.trim() ?? "unknown (see --verbose)") + unhandled;
 }
 
 export interface FleetEnv {
@@ -47,7 +59,8 @@ export class Fleet {
     void c.exited.then(({ code, signal }) => {
       if (this.expected.has(c) || this.closing) return;
       if (c === this.client && this.clientDone && code === 0) return; // finished its work
-      this.crashes.push({ process: c.name, code, signal, tail: c.describe().slice(-2500) });
+      const tail = c.describe().slice(-2500);
+      this.crashes.push({ process: c.name, code, signal, cause: causeOf(tail), tail });
       onCrash();
     });
   }

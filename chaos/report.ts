@@ -16,8 +16,10 @@ export function roundReport(r: RoundResult, rounds: number, verbose: boolean): s
   ];
   if (verbose || r.violationCount > 0 || r.crashes.length > 0)
     for (const f of r.faultLog) lines.push(`  fault ${f}`);
-  for (const c of r.crashes)
-    lines.push(`  CRASH ${c.process}: exited on its own (code ${c.code}, signal ${c.signal})`);
+  for (const c of r.crashes) {
+    lines.push(`  CRASH ${c.process}: exited on its own (code ${c.code}, signal ${c.signal}): ${c.cause}`);
+    if (verbose) lines.push(c.tail.replace(/^/gm, "    "));
+  }
   for (const v of r.violations) lines.push(`  VIOLATION ${v}`);
   return lines.join("\n");
 }
