@@ -172,6 +172,20 @@ export class StepFailedError extends TroupeError {
   }
 }
 
+/**
+ * The database could not be reached or dropped the connection (server restarting or shut
+ * down, connection refused, reset or terminated, too many connections). Retryable: the
+ * same call may succeed once the database is back. `cause` is the driver's error. A write
+ * whose commit was cut off this way may or may not have committed: retry it with an
+ * `idempotencyKey` (or an actor `id`) to make it once.
+ */
+export class DatabaseUnavailableError extends TroupeError {
+  readonly retryable = true;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("DATABASE_UNAVAILABLE", message, options);
+  }
+}
+
 /** How an error is kept in the database and handed back by `result()`. */
 export interface RecordedError {
   name: string;
@@ -233,6 +247,7 @@ for (const [code, cls] of [
   ["ACTOR_FAILED", ActorFailedError],
   ["NON_RETRYABLE", NonRetryableError],
   ["STEP_FAILED", StepFailedError],
+  ["DATABASE_UNAVAILABLE", DatabaseUnavailableError],
 ] as const) {
   registerErrorClass(code, cls);
 }

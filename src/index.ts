@@ -54,6 +54,7 @@ export {
   ActorFailedError,
   NonRetryableError,
   NotCancellableError,
+  DatabaseUnavailableError,
   type RecordedError,
 } from "./errors.js";
 export type { CloudEvent, CloudEventInput } from "./outbox/cloudevent.js";

@@ -27,12 +27,7 @@ export class Listeners {
   listen<T>(name: string, handler: Listener<T>): () => void {
     let entry = this.byChannel.get(name);
     if (!entry) {
-      entry = {
-        handlers: new Set(),
-        lastId: this.storage.channels.newestId(name),
-        reading: false,
-        again: false,
-      };
+      entry = { handlers: new Set(), lastId: this.newestId(name), reading: false, again: false };
       this.byChannel.set(name, entry);
     }
     entry.handlers.add(handler as Listener<any>);
@@ -42,6 +37,16 @@ export class Listeners {
       e.handlers.delete(handler as Listener<any>);
       if (e.handlers.size === 0) this.byChannel.delete(name);
     };
+  }
+
+  /**
+   * Where a new listener starts. Handled at once (a database outage here must not be an
+   * unhandled rejection); readNew() awaits it and, if it failed, asks again.
+   */
+  private newestId(name: string): Promise<string> {
+    const p = this.storage.channels.newestId(name);
+    p.catch(() => {});
+    return p;
   }
 
   /** Publishes on a non-durable channel: no storage, only the listeners of running processes. */
@@ -94,7 +99,13 @@ export class Listeners {
     try {
       do {
         entry.again = false;
-        const after = await entry.lastId;
+        let after: string;
+        try {
+          after = await entry.lastId;
+        } catch (err) {
+          entry.lastId = this.newestId(name); // the start position was never read: from now on
+          throw err;
+        }
         const page = await this.storage.channels.messagesAfter(name, after, 500);
         if (page.length === 0) break;
         entry.lastId = page.at(-1)!.id; // advanced before handling: at most once

@@ -240,7 +240,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       db = new PgDatabase(choice.source, {
         poolSize: this.opts.poolSize,
         preparedStatements: this.opts.preparedStatements,
-        onError: (e) => this.log("warn", "idle database connection error", { error: e.message }),
+        onError: (e) => this.log("warn", "database connection error", { error: e.message }),
       });
       scope = `${typeof choice.source === "string" ? choice.source : "pool"}|${this.opts.schema}`;
     } else {

@@ -1,6 +1,7 @@
 import type { Storage } from "../storage/storage.js";
 import { advanceSchedules } from "./schedules.js";
 import type { Wakeups } from "../wakeups/wakeups.js";
+import type { DatabaseOutage } from "./outage.js";
 
 const LEADER_LOCK = "leader";
 const RETENTION_EVERY_MS = 60_000;
@@ -12,6 +13,8 @@ export interface BackgroundConfig {
   messageRetentionMs: number;
   actorRetentionMs: number | undefined;
   log: (level: "debug" | "info" | "warn" | "error", msg: string, f?: Record<string, unknown>) => void;
+  /** The worker's backoff while the database is away: ticks are skipped, failures reported. */
+  outage?: DatabaseOutage;
 }
 
 /**
@@ -61,7 +64,7 @@ export class BackgroundLoops {
   private current: Promise<void> | undefined;
 
   tick(): Promise<void> {
-    if (this.ticking || this.stopped) return Promise.resolve();
+    if (this.ticking || this.stopped || this.cfg.outage?.backingOff) return Promise.resolve();
     this.current = this.runTick();
     return this.current;
   }
@@ -75,6 +78,7 @@ export class BackgroundLoops {
         // A few poll intervals: a crashed leader is replaced quickly (it is not the actor lease).
         Math.max(this.pollMs * 3, 1000),
       );
+      this.cfg.outage?.succeeded();
       if (!this.leader) return;
       await this.fireDueTimers();
       await this.announceExpiredLeases();
@@ -87,7 +91,8 @@ export class BackgroundLoops {
         await this.storage.locks.pruneWorkers(Math.max(this.pollMs * 10, 60_000));
       }
     } catch (err) {
-      this.log("warn", "background loop failed", { error: String(err) });
+      if (!this.cfg.outage?.failed(err, "background loop"))
+        this.log("warn", "background loop failed", { error: String(err) });
     } finally {
       this.ticking = false;
     }

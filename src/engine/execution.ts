@@ -31,6 +31,7 @@ import type { ContextPropagation, ContextSnapshot } from "../context-propagation
 import type { PendingCompensation } from "../storage/lifecycle-store.js";
 import type { ActorRow, Fence, JournalEntry } from "../storage/rows.js";
 import type { Storage } from "../storage/storage.js";
+import { isConnectionError } from "../storage/db-errors.js";
 import type {
   ActorContext,
   PublishOptions,
@@ -88,15 +89,20 @@ class Deferred<T> {
   readonly promise = new Promise<T>((r) => (this.resolve = r));
 }
 
-/** Deadlocks, serialization failures and lost connections: the database's "try again". */
+/**
+ * Deadlocks, serialization failures and lost connections (DatabaseUnavailableError): the
+ * database's "try again". Never journaled as an operation's outcome: the execution is
+ * abandoned and replayed instead.
+ */
 export function isTransientDatabaseError(err: unknown): boolean {
   const code = (err as { code?: unknown })?.code;
-  if (typeof code === "string" && (code.startsWith("40") || code.startsWith("08") || code.startsWith("57P")))
-    return true;
-  if (typeof code === "string" && ["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT"].includes(code))
-    return true;
-  const msg = err instanceof Error ? err.message : "";
-  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(msg);
+  if (typeof code === "string" && code.startsWith("40")) return true;
+  return isConnectionError(err);
+}
+
+/** A typed outcome an operation keeps on replay; not a lost lease, nor the database being away. */
+function isJournaledError(err: unknown): boolean {
+  return err instanceof TroupeError && !(err instanceof LockLostError) && !isTransientDatabaseError(err);
 }
 
 /**
@@ -182,7 +188,8 @@ export class Execution {
           await (c.kind === "tx" ? this.compensateInTransaction(p, c) : this.compensateStep(p, c));
           ok = true;
         } catch (err) {
-          if (err instanceof LockLostError) throw err;
+          // Interrupted, not failed: the compensation is resumed after the lease, as after a crash.
+          if (err instanceof LockLostError || isTransientDatabaseError(err)) throw err;
         }
       }
       if (!ok) failed.push(p.name);
@@ -363,7 +370,16 @@ export class Execution {
    */
   private async recorded(seq: number, kind: string, name: string): Promise<JournalEntry | null> {
     if (this.state === "abandoned") return forever();
-    const e = await this.reader.take(seq);
+    let e: JournalEntry | null;
+    try {
+      e = await this.reader.take(seq);
+    } catch (err) {
+      // The journal could not be read (database away): replay later rather than hand actor
+      // code an error it would otherwise take for the operation's outcome.
+      if (!isTransientDatabaseError(err)) throw err;
+      this.end({ kind: "abandoned", reason: "transient" });
+      return forever();
+    }
     if (!e && this.mode === "compensate") {
       this.end({ kind: "compensate" });
       return forever();
@@ -430,7 +446,7 @@ export class Execution {
       try {
         return await this.withLocals(run);
       } catch (err) {
-        if (err instanceof TroupeError && !(err instanceof LockLostError)) {
+        if (isJournaledError(err)) {
           await this.append({ seq, kind, name, result: null, error: recordError(err) });
         }
         throw err;
@@ -683,7 +699,7 @@ export class Execution {
     const e = await this.recorded(seq, kind, name);
     if (e) return decode<T>(e.result);
     if (this.state === "abandoned") return forever();
-    const value = await read();
+    const value = await this.live(read);
     this.local.push({ seq, kind, name, result: encode(value), error: null });
     return value;
   }
@@ -763,7 +779,7 @@ export class Execution {
         ),
       );
     } catch (err) {
-      if (err instanceof TroupeError && !(err instanceof LockLostError)) {
+      if (isJournaledError(err)) {
         await this.live(() =>
           this.append({
             seq: wait.seq,

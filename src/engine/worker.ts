@@ -9,6 +9,7 @@ import type { Storage } from "../storage/storage.js";
 import type { Wakeup, Wakeups } from "../wakeups/wakeups.js";
 import { Execution, type ExecutionHost, type SegmentEnd } from "./execution.js";
 import { BackgroundLoops } from "./background.js";
+import { DatabaseOutage } from "./outage.js";
 
 export interface WorkerConfig {
   id: string;
@@ -45,6 +46,8 @@ export class Worker implements ExecutionHost {
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly background: BackgroundLoops;
+  /** Backoff while the database is away; shared with the background loops. */
+  private readonly outage: DatabaseOutage;
   private claiming = false;
   private claimLoop: Promise<void> | undefined;
   private deliveryLoop: Promise<void> | undefined;
@@ -67,7 +70,9 @@ export class Worker implements ExecutionHost {
   ) {
     this.leaseMs = cfg.leaseMs;
     this.maxPayloadBytes = cfg.maxPayloadBytes;
+    this.outage = new DatabaseOutage(cfg.log);
     this.background = new BackgroundLoops(storage, wakeups, {
+      outage: this.outage,
       workerId: cfg.id,
       leaseMs: cfg.leaseMs,
       pollMs: cfg.pollMs,
@@ -108,6 +113,14 @@ export class Worker implements ExecutionHost {
     this.wakeups.onWakeup((w) => this.onWakeup(w));
     // Hints were lost while disconnected: claim, and deliver whatever waits with messages pending.
     this.wakeups.onReconnect(() => void this.poll());
+    // The database is back: wakeups sent while it was away were lost (and a long outage may
+    // have had us pruned from the worker registry): register again, claim and sweep.
+    this.outage.onRecovered(() => {
+      if (this.stopping) return;
+      void this.registerAgain();
+      void this.poll();
+      void this.background.tick();
+    });
     this.heartbeatTimer = setInterval(
       () => void this.heartbeat(),
       Math.max(50, Math.floor(this.leaseMs / 3)),
@@ -117,6 +130,24 @@ export class Worker implements ExecutionHost {
     this.pollTimer = setInterval(() => void this.poll(), this.cfg.pollMs);
     this.background.start();
     this.kick();
+  }
+
+  private async registerAgain(): Promise<void> {
+    try {
+      await this.storage.locks.registerWorker({
+        id: this.cfg.id,
+        hostname: hostname(),
+        pid: process.pid,
+        concurrency: this.cfg.concurrency,
+      });
+    } catch (err) {
+      this.dbFailed(err, "registering the worker again", "could not register the worker again");
+    }
+  }
+
+  /** A round failed: a database outage goes to the backoff (logged once); anything else is logged as `msg`. */
+  private dbFailed(err: unknown, during: string, msg: string, fields: Record<string, unknown> = {}): void {
+    if (!this.outage.failed(err, during)) this.cfg.log("warn", msg, { ...fields, error: String(err) });
   }
 
   /** Graceful: stop claiming, let running segments finish (up to shutdownMs), hand back the rest. */
@@ -222,7 +253,7 @@ export class Worker implements ExecutionHost {
    */
   async deliver(sources: readonly string[], stickyOnly: boolean): Promise<number> {
     const free = this.free();
-    if (free <= 0 || this.stopping) return 0;
+    if (free <= 0 || this.stopping || this.outage.backingOff) return 0; // the sweep after recovery delivers
     this.reserved += free;
     try {
       const delivered = await this.storage.channels.deliver(
@@ -234,6 +265,7 @@ export class Worker implements ExecutionHost {
         this.types,
       );
       this.reserved -= free;
+      this.outage.succeeded();
       this.stats.deliveries += delivered.length;
       for (const d of delivered) this.launch(d.row, d.entry);
       await this.cfg.debugPoint("deliver:done", {
@@ -244,7 +276,7 @@ export class Worker implements ExecutionHost {
       return delivered.length;
     } catch (err) {
       this.reserved -= free;
-      this.cfg.log("warn", "delivery failed; the sweep will retry", { error: String(err) });
+      this.dbFailed(err, "delivery", "delivery failed; the sweep will retry");
       return 0;
     }
   }
@@ -257,7 +289,7 @@ export class Worker implements ExecutionHost {
    * started next to it would always find the worker full and never run.
    */
   private async poll(): Promise<void> {
-    if (this.polling || this.stopping) return;
+    if (this.polling || this.stopping || this.outage.backingOff) return;
     this.polling = true;
     try {
       this.kick();
@@ -277,7 +309,7 @@ export class Worker implements ExecutionHost {
       const sources = await this.storage.channels.pendingSources(1000, this.types);
       if (sources.length > 0) await this.deliver(sources, false);
     } catch (err) {
-      this.cfg.log("warn", "sweep for pending deliveries failed", { error: String(err) });
+      this.dbFailed(err, "sweep", "sweep for pending deliveries failed");
     }
   }
 
@@ -296,7 +328,8 @@ export class Worker implements ExecutionHost {
 
   /** Claims runnable actors up to capacity; coalesces concurrent triggers into one more round. */
   kick(): void {
-    if (this.stopping) return;
+    if (this.stopping || this.outage.backingOff) return; // recovery claims
+
     if (this.claiming) {
       this.claimAgain = true;
       return;
@@ -312,6 +345,7 @@ export class Worker implements ExecutionHost {
           let rows: ActorRow[];
           try {
             rows = await this.storage.actors.claimRunnable(this.cfg.id, this.leaseMs, free, this.types);
+            this.outage.succeeded();
           } finally {
             this.reserved -= free;
           }
@@ -319,7 +353,7 @@ export class Worker implements ExecutionHost {
           if (rows.length === free) this.claimAgain = true; // there may be more
         } while (this.claimAgain && !this.stopping);
       } catch (err) {
-        this.cfg.log("warn", "claiming runnable actors failed", { error: String(err) });
+        this.dbFailed(err, "claim", "claiming runnable actors failed");
       } finally {
         this.claiming = false;
       }
@@ -328,6 +362,7 @@ export class Worker implements ExecutionHost {
 
   private async claimOne(id: string): Promise<void> {
     if (this.running.has(id) || this.starting.has(id) || this.claimingIds.has(id) || this.free() <= 0) return;
+    if (this.outage.backingOff) return; // recovery claims every runnable actor
     this.claimingIds.add(id);
     this.reserved++;
     try {
@@ -336,7 +371,7 @@ export class Worker implements ExecutionHost {
       if (row) this.launch(row);
     } catch (err) {
       this.reserved--;
-      this.cfg.log("warn", "claiming actor failed", { actorId: id, error: String(err) });
+      this.dbFailed(err, "claim", "claiming actor failed", { actorId: id });
     } finally {
       this.claimingIds.delete(id);
     }
@@ -556,7 +591,7 @@ export class Worker implements ExecutionHost {
         if (due && due.getTime() > Date.now()) this.armLocalTimer(actorId, seq, due);
       }
     } catch (err) {
-      this.cfg.log("warn", "firing a timer failed; the leader will retry", { actorId, error: String(err) });
+      this.dbFailed(err, "timer", "firing a timer failed; the leader will retry", { actorId });
     }
   }
 
@@ -569,13 +604,15 @@ export class Worker implements ExecutionHost {
       const held = [...this.running.values()].map((e) => e.fence);
       await this.storage.actors.refreshLeases(this.cfg.id, this.leaseMs, held);
       await this.storage.locks.heartbeat(this.cfg.id);
+      // Not gated by the backoff: at lease/3 it is the probe that notices the database is back.
+      this.outage.succeeded();
       // Cancel requests whose wakeup was lost (Redis down) are found here.
       if (this.running.size > 0) {
         for (const id of await this.storage.lifecycle.cancelRequestsFor(this.cfg.id))
           this.running.get(id)?.requestCancel();
       }
     } catch (err) {
-      this.cfg.log("warn", "lease refresh failed", { error: String(err) });
+      this.dbFailed(err, "heartbeat", "lease refresh failed");
     } finally {
       this.heartbeating = false;
     }
