@@ -130,6 +130,8 @@ export class Execution {
   readonly ctx: ActorContext;
   /** Compensations registered by steps of this generation (live or replayed), by journal position. */
   private readonly compensations = new Map<number, Compensation>();
+  /** A cancel arrived while replaying: end with "cancel" at the first operation not in the journal. */
+  private cancelAtJournalEnd = false;
   /**
    * "compensate": the actor is compensating (after a failure or cancel). Its function is
    * replayed only to re-register compensation closures; the first operation that is not
@@ -162,9 +164,17 @@ export class Execution {
     this.end({ kind: "abandoned", reason: "lock-lost" });
   }
 
-  /** Stops a running execution for cancellation (its in-flight steps finish and are journaled). */
+  /**
+   * Stops a running execution for cancellation (its in-flight steps finish and are journaled).
+   * Never cuts a replay short: the compensations still to run need the closures that only
+   * replaying the steps re-registers. A compensation-mode execution is ending anyway (it
+   * stops at the end of its journal); a normal one still replaying stops there too (see
+   * recorded()), before anything runs live.
+   */
   requestCancel(): void {
-    if (this.state === "running" || this.state === "parked") this.end({ kind: "cancel" });
+    if (this.mode === "compensate" || (this.state !== "running" && this.state !== "parked")) return;
+    if (this.state === "running" && !this.reader.caughtUp) this.cancelAtJournalEnd = true;
+    else this.end({ kind: "cancel" });
   }
 
   /**
@@ -364,8 +374,8 @@ export class Execution {
   private async recorded(seq: number, kind: string, name: string): Promise<JournalEntry | null> {
     if (this.state === "abandoned") return forever();
     const e = await this.reader.take(seq);
-    if (!e && this.mode === "compensate") {
-      this.end({ kind: "compensate" });
+    if (!e && (this.mode === "compensate" || this.cancelAtJournalEnd)) {
+      this.end({ kind: this.mode === "compensate" ? "compensate" : "cancel" });
       return forever();
     }
     if (e && (e.kind !== kind || e.name !== name)) {
@@ -577,7 +587,7 @@ export class Execution {
       if (compensate) this.compensations.set(seq, { kind: "tx", run: (tx) => compensate(value, tx) });
       return value;
     }
-    const value = await this.live(async () => {
+    return this.live(async () => {
       try {
         return await runWithRetry(
           name,
@@ -618,6 +628,9 @@ export class Execution {
               ],
             );
             scope?.afterCommit();
+            // Registered before this live operation settles: a cancel that stopped the
+            // execution meanwhile runs the compensations once in-flight work settled.
+            if (compensate) this.compensations.set(seq, { kind: "tx", run: (tx) => compensate(value, tx) });
             return value;
           },
           retry,
@@ -630,8 +643,6 @@ export class Execution {
         throw err;
       }
     });
-    if (compensate) this.compensations.set(seq, { kind: "tx", run: (tx) => compensate(value, tx) });
-    return value;
   }
 
   private async sleepFor(ms: number): Promise<void> {
