@@ -22,6 +22,7 @@ import {
   ValidationError,
   errorFromRecord,
   recordError,
+  type RecordedError,
 } from "../errors.js";
 import { checkLabel, checkName } from "../names.js";
 import { prepareEvent, type CloudEventInput } from "../outbox/cloudevent.js";
@@ -29,7 +30,7 @@ import { CancelRequested, type WaitSpec } from "../storage/actor-store.js";
 import type { Wakeup } from "../wakeups/wakeups.js";
 import type { ContextPropagation, ContextSnapshot } from "../context-propagation.js";
 import type { PendingCompensation } from "../storage/lifecycle-store.js";
-import type { ActorRow, Fence, JournalEntry } from "../storage/rows.js";
+import type { ActorRow, CompensationOutcome, Fence, JournalEntry } from "../storage/rows.js";
 import type { Storage } from "../storage/storage.js";
 import type {
   ActorContext,
@@ -105,6 +106,13 @@ export function isTransientDatabaseError(err: unknown): boolean {
  */
 const insideTransaction = new AsyncLocalStorage<{ exec: Execution; step: string }>();
 
+/** Why a compensation was skipped: nothing registered code for it. */
+const NOT_REGISTERED: RecordedError = {
+  name: "Error",
+  message:
+    "never ran: its step was not reached again when the actor was replayed, so no compensation was registered",
+};
+
 /** Never settles: given to actor code after the execution was abandoned, so it simply stops. */
 const forever = <T>() => new Promise<T>(() => {});
 
@@ -178,36 +186,50 @@ export class Execution {
   }
 
   /**
-   * Runs the pending compensations newest first, each marked done (fenced) as soon as it
-   * succeeds, so a crash resumes with the ones left. Returns the names that failed.
+   * Runs the pending compensations newest first, each settled (fenced) as soon as it ends,
+   * so a crash resumes with the ones left: "done", "failed" (it ran and threw, retries
+   * spent) or "skipped" (no code for it: its step was not reached again on replay). Returns
+   * the names that failed and that were skipped, for the actor's record.
    */
-  async runCompensations(): Promise<string[]> {
+  async runCompensations(): Promise<{ failed: string[]; skipped: string[] }> {
     await Promise.allSettled([...this.inflight]);
     const failed: string[] = [];
+    const skipped: string[] = [];
     for (const p of await this.host.storage.lifecycle.pending(this.id, this.generation)) {
       const c = this.compensations.get(p.seq);
-      let ok = false;
+      let outcome: CompensationOutcome = "skipped";
+      let error: RecordedError | null = NOT_REGISTERED;
       if (c) {
         try {
           await (c.kind === "tx" ? this.compensateInTransaction(p, c) : this.compensateStep(p, c));
-          ok = true;
+          outcome = "done";
+          error = null;
         } catch (err) {
           if (err instanceof LockLostError) throw err;
+          outcome = "failed";
+          error = recordError(err);
         }
       }
-      if (!ok) failed.push(p.name);
+      if (outcome === "failed") failed.push(p.name);
+      if (outcome === "skipped") skipped.push(p.name);
       // A transactional compensation marked itself done in its own transaction.
-      if (!ok || c?.kind !== "tx")
+      if (outcome !== "done" || c?.kind !== "tx")
         await this.host.storage.lifecycle.settleCompensation(
           this.fence,
           this.host.leaseMs,
           this.generation,
           p.seq,
-          ok,
+          outcome,
+          error,
         );
-      await this.host.debugPoint("compensation:settled", { actorId: this.id, name: p.name, ok });
+      await this.host.debugPoint("compensation:settled", {
+        actorId: this.id,
+        name: p.name,
+        ok: outcome === "done",
+        outcome,
+      });
     }
-    return failed;
+    return { failed, skipped };
   }
 
   private async compensateStep(p: PendingCompensation, c: Extract<Compensation, { kind: "step" }>) {

@@ -471,22 +471,24 @@ export class Worker implements ExecutionHost {
       ) {
         await this.storage.lifecycle.beginCompensation(fence, this.leaseMs, error ?? null, exec.drainLocal());
       }
-      const failedCompensations = await exec.runCompensations();
+      await exec.runCompensations();
+      // From the table, not this run alone: a resumed compensation may have settled some before.
+      const records = await this.storage.lifecycle.records(exec.id, exec.generation);
+      const failed = records.filter((r) => r.status === "failed").map((r) => r.name);
+      const skipped = records.filter((r) => r.status === "skipped").map((r) => r.name);
+      const note =
+        (failed.length ? ` (compensations that failed: ${failed.join(", ")})` : "") +
+        (skipped.length ? ` (compensations that never ran: ${skipped.join(", ")})` : "");
       this.dropRunning(exec);
       if (cancelled) {
-        await this.storage.lifecycle.finishCancelled(fence, row.cancelReason, exec.drainLocal());
+        await this.storage.lifecycle.finishCancelled(fence, row.cancelReason, exec.drainLocal(), note);
         this.wakeups.publish([{ kind: "finished", key: exec.id }]);
         this.cfg.emit("actor:cancelled", { actorId: exec.id, reason: row.cancelReason });
         this.kick();
         return;
       }
       const base = error ?? row.error ?? { name: "Error", message: "actor failed" };
-      const recorded = failedCompensations.length
-        ? {
-            ...base,
-            message: `${base.message} (compensations that failed: ${failedCompensations.join(", ")})`,
-          }
-        : base;
+      const recorded = note ? { ...base, message: base.message + note } : base;
       await this.finishWith(exec, { status: "failed", error: recorded });
     } catch (err) {
       this.dropRunning(exec);
