@@ -1,6 +1,7 @@
 import type { Storage } from "../storage/storage.js";
 import { advanceSchedules } from "./schedules.js";
 import type { Wakeups } from "../wakeups/wakeups.js";
+import { startInterval, type Timer } from "../timers.js";
 
 const LEADER_LOCK = "leader";
 const RETENTION_EVERY_MS = 60_000;
@@ -19,7 +20,7 @@ export interface BackgroundConfig {
  * Whichever worker holds the "leader" system lock (a lease, renewed each tick) runs them.
  */
 export class BackgroundLoops {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private ticking = false;
   private leader = false;
   private stopped = false;
@@ -38,7 +39,7 @@ export class BackgroundLoops {
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.tick(), this.pollMs);
+    this.timer = startInterval(() => void this.tick(), this.pollMs);
     void this.tick();
   }
 
@@ -48,7 +49,7 @@ export class BackgroundLoops {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
+    this.timer?.clear();
     await this.current; // a tick in flight may be acquiring the lock: let it land, then release
     if (this.leader) await this.storage.locks.release(LEADER_LOCK, this.workerId).catch(() => {});
     this.leader = false;

@@ -9,6 +9,7 @@ import type { Storage } from "../storage/storage.js";
 import type { Wakeup, Wakeups } from "../wakeups/wakeups.js";
 import { Execution, type ExecutionHost, type SegmentEnd } from "./execution.js";
 import { BackgroundLoops } from "./background.js";
+import { delay, startInterval, startTimeout, type Timer } from "../timers.js";
 
 export interface WorkerConfig {
   id: string;
@@ -41,9 +42,9 @@ export class Worker implements ExecutionHost {
   stopping = false;
   private readonly running = new Map<string, Execution>();
   private readonly parked = new Map<string, Execution>(); // LRU by insertion order
-  private readonly localTimers = new Map<string, NodeJS.Timeout>();
-  private pollTimer: NodeJS.Timeout | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private readonly localTimers = new Map<string, Timer>();
+  private pollTimer: Timer | undefined;
+  private heartbeatTimer: Timer | undefined;
   private readonly background: BackgroundLoops;
   private claiming = false;
   private claimLoop: Promise<void> | undefined;
@@ -108,13 +109,13 @@ export class Worker implements ExecutionHost {
     this.wakeups.onWakeup((w) => this.onWakeup(w));
     // Hints were lost while disconnected: claim, and deliver whatever waits with messages pending.
     this.wakeups.onReconnect(() => void this.poll());
-    this.heartbeatTimer = setInterval(
+    this.heartbeatTimer = startInterval(
       () => void this.heartbeat(),
       Math.max(50, Math.floor(this.leaseMs / 3)),
     );
     // Polling fallback: claim runnable actors, and deliver to waiting actors of our types
     // whose wakeup was lost (every worker sweeps for its own types: pools may be split).
-    this.pollTimer = setInterval(() => void this.poll(), this.cfg.pollMs);
+    this.pollTimer = startInterval(() => void this.poll(), this.cfg.pollMs);
     this.background.start();
     this.kick();
   }
@@ -122,19 +123,19 @@ export class Worker implements ExecutionHost {
   /** Graceful: stop claiming, let running segments finish (up to shutdownMs), hand back the rest. */
   async stop(): Promise<void> {
     this.stopping = true;
-    clearInterval(this.pollTimer);
-    for (const t of this.localTimers.values()) clearTimeout(t);
+    this.pollTimer?.clear();
+    for (const t of this.localTimers.values()) t.clear();
     this.localTimers.clear();
     await this.background.stop();
     await Promise.allSettled([this.claimLoop, this.deliveryLoop]);
-    const deadline = new Promise<void>((r) => setTimeout(r, this.cfg.shutdownMs).unref());
+    const deadline = delay(this.cfg.shutdownMs);
     await Promise.race([Promise.allSettled([...this.segments]), deadline]);
     for (const exec of this.running.values()) {
       await this.storage.actors.release(exec.fence).catch(() => {});
     }
     this.running.clear();
     this.parked.clear();
-    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer?.clear();
     await this.storage.actors.clearSticky(this.cfg.id).catch(() => {});
     await this.storage.locks.removeWorker(this.cfg.id).catch(() => {});
   }
@@ -532,8 +533,8 @@ export class Worker implements ExecutionHost {
   private armLocalTimer(actorId: string, seq: number, until: Date): void {
     const delay = until.getTime() - Date.now();
     if (delay > LOCAL_TIMER_WINDOW_MS) return;
-    clearTimeout(this.localTimers.get(actorId));
-    const t = setTimeout(
+    this.localTimers.get(actorId)?.clear();
+    const t = startTimeout(
       () => {
         this.localTimers.delete(actorId);
         void this.fireLocal(actorId, seq);
