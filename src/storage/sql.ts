@@ -21,3 +21,28 @@ export const LOCK_NS = {
   migrate: 0x7470_0001,
   channel: 0x7470_0002,
 } as const;
+
+/*
+ * LOCK ORDER — every statement and transaction that locks more than one of these takes them
+ * in this order, so no two of them can wait for each other in a cycle (a Postgres deadlock,
+ * 40P01, found only after deadlock_timeout: ~1 s of stall, then one side fails):
+ *
+ *   1. source advisory locks (channel-store.ts), several always in hashtext order —
+ *      except that a transaction already holding its own actor's row may take them
+ *      (receive, subscribe, publish/send from an actor), see below;
+ *   2. actor rows: one row by id, or several with FOR UPDATE SKIP LOCKED (claims, delivery,
+ *      lease refresh in id order) so a multi-row lock never waits for a row;
+ *   3. that actor's timer row (timers);
+ *   4. that actor's subscriptions (cursors, wait_seq) and group memberships;
+ *   5. message claims (messages.claimed_by), serialized per source by the exclusive lock of 1.
+ *
+ * Rows 3–5 are only ever changed by a statement that already holds the actor row of 2 —
+ * FIRE (timer-store.ts) locks the actor FOR UPDATE before deleting the timer, DELIVER
+ * (channel-store.ts) locks the actor and then clears its timer, suspend/finish/cancel/recur
+ * update the actor row before its timer and subscriptions — so they never need an order
+ * among themselves. An actor's row, held by its own execution's transaction, may be followed
+ * by source locks (receive/subscribe exclusive, publish shared): the only transactions that
+ * hold a source lock and then wait for an actor row are DELIVER (SKIP LOCKED: it never
+ * waits) and a transactional step's commit fence on its own actor, which no other writer of
+ * that actor holds while waiting for a source (its own execution is busy in the step).
+ */

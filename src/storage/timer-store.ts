@@ -1,24 +1,31 @@
 import type { StoreContext } from "./context.js";
 
 /**
- * Completes a wait whose deadline passed: deletes the timer, records the completion
- * (kind/name the wait registered, result NULL = "timed out"/"slept") at the waiting
- * position, and makes the actor runnable, all in one statement. A wait already
- * completed by someone else (a delivered message) matches nothing.
+ * Completes a wait whose deadline passed: records the completion (kind/name the wait
+ * registered, result NULL = "timed out"/"slept") at the waiting position, deletes the timer
+ * and makes the actor runnable, all in one statement. A wait already completed by someone
+ * else (a delivered message) matches nothing; its due timer, if still there, is dropped.
+ *
+ * Lock order (LOCK_ORDER in sql.ts): the actor row first (`w`, FOR UPDATE), then its timer
+ * (`t` reads `w`, so it runs once the row lock is held). Deleting the timer first, as this
+ * statement once did, deadlocked against DELIVER, which locks the actor and then deletes
+ * its timer.
  */
 const FIRE = `
-  WITH t AS (
+  WITH w AS (
+    SELECT x.id, x.wait_kind, x.wait_name FROM {schema}.actors x
+     WHERE x.id = $1 AND EXISTS (SELECT 1 FROM {schema}.timers WHERE actor_id = $1 AND seq = $2 AND due_at <= now())
+       FOR UPDATE),
+  t AS (
     -- due_at: a stale local timer (armed for an earlier wait at the same seq, e.g. before a
     -- recur) must never fire a later wait before its own deadline
-    DELETE FROM {schema}.timers WHERE actor_id = $1 AND seq = $2 AND due_at <= now() RETURNING actor_id),
-  w AS (
-    SELECT x.id, x.wait_kind, x.wait_name FROM {schema}.actors x JOIN t ON x.id = t.actor_id
-     WHERE x.status = 'waiting' AND x.wait_seq = $2),
+    DELETE FROM {schema}.timers WHERE actor_id IN (SELECT id FROM w) AND seq = $2 AND due_at <= now()
+    RETURNING actor_id),
   a AS (
-    -- the WHERE is re-checked on the locked row, so a concurrent delivery wins or loses cleanly
+    -- the WHERE is re-checked on the newest row version: a concurrent delivery wins or loses cleanly
     UPDATE {schema}.actors x SET status = 'running', wait_seq = NULL, wait_kind = NULL, wait_name = NULL, wait_until = NULL,
            journal_version = x.journal_version + 1, updated_at = now()
-      FROM w WHERE x.id = w.id AND x.status = 'waiting' AND x.wait_seq = $2
+      FROM w JOIN t ON t.actor_id = w.id WHERE x.id = w.id AND x.status = 'waiting' AND x.wait_seq = $2
     RETURNING x.id, w.wait_kind AS kind, w.wait_name AS name),
   s AS (
     UPDATE {schema}.subscriptions SET wait_seq = NULL WHERE actor_id IN (SELECT id FROM a)),
