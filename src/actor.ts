@@ -35,3 +35,16 @@ export function actor<I = any, O = any>(
 export function isActorDefinition(x: unknown): x is ActorDefinition {
   return typeof x === "object" && x !== null && (x as { kind?: unknown }).kind === "troupe.actor";
 }
+
+/**
+ * A definition as actor() would have made it. Anyone can build an object with
+ * `kind: "troupe.actor"`; its name goes into every claim and sweep of the worker that
+ * registers it, so it is checked before it is registered, never after.
+ */
+export function checkActorDefinition(x: unknown, what: string): ActorDefinition {
+  if (!isActorDefinition(x)) throw new ValidationError(`${what} expects a definition made by actor()`);
+  checkName(x.name, "actor name");
+  if (typeof x.fn !== "function")
+    throw new ValidationError(`actor "${x.name}": fn must be an async function`);
+  return x;
+}

@@ -1,5 +1,6 @@
 import { TroupeError, ValidationError, registerErrorClass } from "./errors.js";
-import { checkName } from "./names.js";
+import { optionsArg } from "./arguments.js";
+import { checkJsonbText, checkName } from "./names.js";
 
 export type ChannelMode = "broadcast" | "competing" | "direct";
 export const CHANNEL_MODES: readonly ChannelMode[] = ["broadcast", "competing", "direct"];
@@ -27,9 +28,10 @@ export type ChannelLike<T = unknown> = Channel<T> | string;
 
 export function channel<T = unknown>(
   name: string,
-  opts: { schema?: Schema<T>; durable?: boolean } = {},
+  options?: { schema?: Schema<T>; durable?: boolean },
 ): Channel<T> {
   checkChannelName(name);
+  const opts = optionsArg(options, `channel "${name}" options`);
   if (opts.schema !== undefined && typeof opts.schema?.parse !== "function") {
     throw new ValidationError(`channel "${name}": schema must be an object with a parse(value) method`);
   }
@@ -45,6 +47,7 @@ export function channel<T = unknown>(
 }
 
 export function isDurable(ch: ChannelLike): boolean {
+  channelName(ch);
   return typeof ch === "string" || ch.durable !== false;
 }
 
@@ -114,14 +117,27 @@ export function checkChannelName(name: unknown, what = "channel name"): string {
   return checkName(name, what, MAX_CHANNEL);
 }
 
+/**
+ * The name of a channel argument, validated. A handle is checked like channel() checks it:
+ * anyone can build an object with `kind: "troupe.channel"`, so a handle is never trusted.
+ */
 export function channelName(ch: ChannelLike): string {
   if (typeof ch === "string") return checkChannelName(ch);
-  if (typeof ch === "object" && ch !== null && ch.kind === "troupe.channel") return ch.name;
+  if (typeof ch === "object" && ch !== null && (ch as { kind?: unknown }).kind === "troupe.channel") {
+    const name = checkChannelName(ch.name);
+    if (ch.durable !== undefined && typeof ch.durable !== "boolean")
+      throw new ValidationError(`channel "${name}": durable must be true or false`);
+    if (ch.schema !== undefined && typeof (ch.schema as { parse?: unknown } | null)?.parse !== "function")
+      throw new ValidationError(`channel "${name}": schema must be an object with a parse(value) method`);
+    return name;
+  }
   throw new ValidationError("expected a channel name or a channel() handle");
 }
 
 export function channelSchema<T>(ch: ChannelLike<T>): Schema<T> | undefined {
-  return typeof ch === "string" ? undefined : ch.schema;
+  if (typeof ch === "string") return undefined;
+  channelName(ch);
+  return ch.schema;
 }
 
 /** Runs a typed channel's schema; a failure is an INVALID_MESSAGE error. */
@@ -146,11 +162,17 @@ export function checkMetadata(m: unknown): Record<string, unknown> {
   if (m === undefined) return {};
   if (typeof m !== "object" || m === null || Array.isArray(m))
     throw new ValidationError("metadata must be a plain object");
+  let copy: Record<string, unknown>;
   try {
-    return JSON.parse(JSON.stringify(m)) as Record<string, unknown>;
+    copy = JSON.parse(JSON.stringify(m)) as Record<string, unknown>;
   } catch (err) {
-    throw new ValidationError(`metadata must be JSON-serialisable: ${(err as Error).message}`);
+    // Cyclic, BigInt, too deep (RangeError) …: all the caller's value.
+    throw new ValidationError(
+      `metadata must be JSON-serialisable: ${(err as Error)?.message ?? String(err)}`,
+    );
   }
+  checkJsonbText(copy, "metadata");
+  return copy;
 }
 
 /** Where the messages of a subscription live: the channel, or the actor's mailbox for direct. */

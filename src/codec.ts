@@ -1,5 +1,6 @@
 import { Packr } from "msgpackr";
-import { PayloadTooLargeError, SerializationError } from "./errors.js";
+import { PayloadTooLargeError, SerializationError, TroupeError } from "./errors.js";
+import { MAX_DEPTH, unstorableText } from "./names.js";
 
 /**
  * Values are stored as bytes with a one-byte tag:
@@ -26,10 +27,39 @@ const packr = new Packr({
 
 type Kind = "json" | "msgpack";
 
+/** Most elements in one array (or entries in a Map/Set) when no byte limit applies. */
+const MAX_ELEMENTS = 16 * 1024 * 1024;
+
+interface Walk {
+  seen: Set<object>;
+  /** Each element costs at least a byte: a longer array is too large before it is walked. */
+  maxBytes: number | undefined;
+}
+
+/** A short, never-throwing description of a Map key for error paths. */
+function describeKey(k: unknown): string {
+  if (typeof k === "string") return JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k);
+  if (typeof k === "number" || typeof k === "boolean" || typeof k === "bigint") return String(k);
+  return k === null ? "null" : typeof k;
+}
+
+function checkCount(n: number, path: string, w: Walk): void {
+  if (w.maxBytes !== undefined && n > w.maxBytes) throw new PayloadTooLargeError(n, w.maxBytes);
+  if (n > MAX_ELEMENTS)
+    throw new SerializationError(`${path} has ${n} elements; the limit is ${MAX_ELEMENTS}`);
+}
+
 /** Walks the value once: rejects what cannot be stored and tells which encoding it needs. */
-function classify(value: unknown, path: string, seen: Set<object>): Kind {
+function classify(value: unknown, path: string, w: Walk, depth = 0): Kind {
   switch (typeof value) {
-    case "string":
+    case "string": {
+      const problem = unstorableText(value);
+      if (problem === undefined) return "json";
+      // A lone surrogate has no UTF-8 form: every encoding would silently replace it.
+      if (problem !== "a NUL character")
+        throw new SerializationError(`${path} contains ${problem}, which cannot be stored`);
+      return "msgpack"; // jsonb cannot hold NUL; bytes can
+    }
     case "boolean":
     case "undefined":
       return "json";
@@ -43,32 +73,58 @@ function classify(value: unknown, path: string, seen: Set<object>): Kind {
   }
   if (value === null) return "json";
   const obj = value as object;
-  if (seen.has(obj)) throw new SerializationError(`${path} is a cyclic reference, which cannot be stored`);
+  if (depth >= MAX_DEPTH)
+    throw new SerializationError(
+      `${path} is nested more than ${MAX_DEPTH} levels deep, which cannot be stored`,
+    );
+  if (w.seen.has(obj)) throw new SerializationError(`${path} is a cyclic reference, which cannot be stored`);
   if (ArrayBuffer.isView(obj) || obj instanceof ArrayBuffer || obj instanceof Date) return "msgpack";
-  seen.add(obj);
+  w.seen.add(obj);
   try {
     let kind: Kind = "json";
     if (obj instanceof Map) {
+      checkCount(obj.size, path, w);
       for (const [k, v] of obj) {
-        classify(k, `${path}<key>`, seen);
-        classify(v, `${path}.get(${String(k)})`, seen);
+        classify(k, `${path}<key>`, w, depth + 1);
+        classify(v, `${path}.get(${describeKey(k)})`, w, depth + 1);
       }
       return "msgpack";
     }
     if (obj instanceof Set) {
-      for (const v of obj) classify(v, `${path}<member>`, seen);
+      checkCount(obj.size, path, w);
+      for (const v of obj) classify(v, `${path}<member>`, w, depth + 1);
       return "msgpack";
     }
     if (obj instanceof Promise) throw new SerializationError(`${path} is a Promise; await it before storing`);
     if (obj instanceof WeakMap || obj instanceof WeakSet)
       throw new SerializationError(`${path} cannot be stored`);
-    const entries = Array.isArray(obj) ? obj.map((v, i) => [String(i), v] as const) : Object.entries(obj);
+    if (Array.isArray(obj)) {
+      checkCount(obj.length, path, w);
+      // Holes are read as undefined (JSON writes null), never skipped over unseen.
+      for (let i = 0; i < obj.length; i++)
+        if (classify(obj[i], `${path}[${i}]`, w, depth + 1) === "msgpack") kind = "msgpack";
+      return kind;
+    }
+    const toJSON = (obj as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === "function") {
+      // JSON stores what toJSON returns: check that (a BigInt, a function, undefined …).
+      // msgpack would store the object itself, so a value with toJSON stays JSON.
+      const replaced: unknown = toJSON.call(obj, "");
+      if (replaced === undefined)
+        throw new SerializationError(`${path}.toJSON() returned undefined, which cannot be stored`);
+      if (classify(replaced, `${path}.toJSON()`, w, depth + 1) === "msgpack")
+        throw new SerializationError(`${path}.toJSON() returned a value that JSON cannot hold`);
+      return "json";
+    }
+    const entries = Object.entries(obj);
+    checkCount(entries.length, path, w);
     for (const [k, v] of entries) {
-      if (classify(v, `${path}.${k}`, seen) === "msgpack") kind = "msgpack";
+      const keyKind = classify(k, `${path}<key ${describeKey(k)}>`, w, depth + 1);
+      if (classify(v, `${path}.${k}`, w, depth + 1) === "msgpack" || keyKind === "msgpack") kind = "msgpack";
     }
     return kind;
   } finally {
-    seen.delete(obj);
+    w.seen.delete(obj);
   }
 }
 
@@ -82,18 +138,23 @@ export interface EncodeOptions {
 export function encode(value: unknown, opts: EncodeOptions = {}): Buffer {
   const what = opts.what ?? "value";
   let out: Buffer;
-  if (value === undefined) {
-    out = Buffer.from([TAG_UNDEFINED]);
-  } else if (classify(value, what, new Set()) === "json") {
-    out = Buffer.concat([Buffer.from([TAG_JSON]), Buffer.from(JSON.stringify(value), "utf8")]);
-  } else {
-    let packed: Buffer;
-    try {
-      packed = packr.pack(value);
-    } catch (err) {
-      throw new SerializationError(`${what} cannot be encoded: ${(err as Error).message}`, { cause: err });
+  try {
+    if (value === undefined) {
+      out = Buffer.from([TAG_UNDEFINED]);
+    } else if (classify(value, what, { seen: new Set(), maxBytes: opts.maxBytes }) === "json") {
+      const text = JSON.stringify(value) as string | undefined;
+      if (text === undefined) throw new SerializationError(`${what} has no JSON form`);
+      out = Buffer.concat([Buffer.from([TAG_JSON]), Buffer.from(text, "utf8")]);
+    } else {
+      out = Buffer.concat([Buffer.from([TAG_MSGPACK]), packr.pack(value)]);
     }
-    out = Buffer.concat([Buffer.from([TAG_MSGPACK]), packed]);
+  } catch (err) {
+    if (err instanceof TroupeError) throw err;
+    // Getters that throw, proxies, exotic objects: whatever the walk or an encoder trips
+    // on is this value's fault, and a typed error, never a raw TypeError or RangeError.
+    throw new SerializationError(`${what} cannot be encoded: ${(err as Error)?.message ?? String(err)}`, {
+      cause: err,
+    });
   }
   if (opts.maxBytes !== undefined && out.length > opts.maxBytes)
     throw new PayloadTooLargeError(out.length, opts.maxBytes);

@@ -1,3 +1,4 @@
+import { optionsArg } from "./arguments.js";
 import { decode } from "./codec.js";
 import { toMillis, type Duration } from "./duration.js";
 import { ActorFailedError, NotFoundError, TimeoutError, TroupeError, registerErrorClass } from "./errors.js";
@@ -95,7 +96,8 @@ export class ActorRef<O = unknown> {
    * The actor's result once it completes. Rejects with ActorFailedError (carrying the
    * recorded error), ActorCancelledError, or TimeoutError when `timeout` passes first.
    */
-  async result(opts: { timeout?: Duration } = {}): Promise<O> {
+  async result(options?: { timeout?: Duration }): Promise<O> {
+    const opts = optionsArg(options, "result options");
     const timeoutMs = opts.timeout === undefined ? undefined : toMillis(opts.timeout, "result timeout");
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     let pollMs = 25;

@@ -1,7 +1,8 @@
 import { EventEmitter } from "eventemitter3";
 import { hostname } from "node:os";
 import { nanoid } from "nanoid";
-import { isActorDefinition, type ActorDefinition } from "./actor.js";
+import { checkActorDefinition, type ActorDefinition } from "./actor.js";
+import { checkTime, optionsArg } from "./arguments.js";
 import {
   channelName,
   checkMetadata,
@@ -22,7 +23,7 @@ import {
   type RecordedError,
 } from "./errors.js";
 import { Worker } from "./engine/worker.js";
-import { checkName } from "./names.js";
+import { checkName, checkText } from "./names.js";
 import {
   chooseDatabase,
   resolveOptions,
@@ -212,7 +213,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
 
   /** Adds an actor type this worker can run. */
   register(def: ActorDefinition): this {
-    if (!isActorDefinition(def)) throw new ValidationError("register() expects a definition made by actor()");
+    checkActorDefinition(def, "register()");
     const existing = this.registry.get(def.name);
     if (existing && existing !== def)
       throw new ValidationError(`two different actors are named "${def.name}"`);
@@ -342,10 +343,11 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   async spawn<I, O>(
     def: ActorDefinition<I, O> | string,
     input: I,
-    opts: SpawnOptions = {},
+    options?: SpawnOptions,
   ): Promise<ActorRef<O>> {
     const storage = this.requireStorage("spawn");
-    const resolved = this.resolveActor(def);
+    const opts = optionsArg(options, "spawn options");
+    const resolved = this.resolveActor(def, "spawn()");
     const id = opts.id === undefined ? nanoid() : checkName(opts.id, "actor id", 255);
     const uniqueKey = opts.uniqueKey === undefined ? undefined : checkName(opts.uniqueKey, "uniqueKey", 255);
     const idempotencyKey =
@@ -355,6 +357,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       if (first) return this.ref<O>(first.id);
     }
     const bytes = encode(input, { maxBytes: this.opts.maxPayloadBytes, what: "input" });
+    this.registerResolved(resolved); // only once everything is valid: a failing spawn changes nothing
     const { row, created } = await storage.actors.create({
       id,
       actor: resolved.name,
@@ -369,18 +372,24 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     return this.ref<O>(row.id);
   }
 
-  private resolveActor(def: ActorDefinition | string): ActorDefinition {
+  /** The definition `def` names, checked; not registered yet (see registerResolved). */
+  private resolveActor(def: ActorDefinition | string, what: string): ActorDefinition {
     if (typeof def === "string") {
+      checkName(def, "actor name");
       const found = this.registry.get(def);
       if (!found) throw new UnknownActorError(def);
       return found;
     }
-    if (!isActorDefinition(def))
-      throw new ValidationError("spawn() expects an actor definition or a registered actor name");
+    if (typeof def !== "object" || def === null)
+      throw new ValidationError(`${what} expects an actor definition or a registered actor name`);
+    checkActorDefinition(def, what);
     const found = this.registry.get(def.name);
     if (found && found !== def) throw new ValidationError(`another actor is registered as "${def.name}"`);
-    if (!found) this.register(def);
     return def;
+  }
+
+  private registerResolved(def: ActorDefinition): void {
+    if (!this.registry.has(def.name)) this.register(def);
   }
 
   /** A handle on an actor by id (no database access until you use it). */
@@ -396,7 +405,8 @@ export class Troupe extends EventEmitter<TroupeEvents> {
 
   // ---- messaging from outside actors ------------------------------------------------
 
-  private prepareMessage<T>(ch: ChannelLike<T>, data: T, opts: SendOptions) {
+  private prepareMessage<T>(ch: ChannelLike<T>, data: T, options: SendOptions | undefined) {
+    const opts = optionsArg(options, "message options");
     const name = channelName(ch);
     const payload = encode(validatePayload(ch, data), {
       maxBytes: this.opts.maxPayloadBytes,
@@ -409,7 +419,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   }
 
   /** Publishes to a broadcast or competing channel. Returns the message id. */
-  async publish<T>(ch: ChannelLike<T>, data: T, opts: SendOptions = {}): Promise<{ id: string }> {
+  async publish<T>(ch: ChannelLike<T>, data: T, opts?: SendOptions): Promise<{ id: string }> {
     const storage = this.requireStorage("publish");
     const m = this.prepareMessage(ch, data, opts);
     if (!isDurable(ch)) return this.messageListeners!.publishEphemeral(m.name, m.payload, m.metadata);
@@ -428,12 +438,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   }
 
   /** A direct message into `actorId`'s mailbox for `channel` (kept until the actor subscribes and reads it). */
-  async send<T>(
-    actorId: string,
-    ch: ChannelLike<T>,
-    data: T,
-    opts: SendOptions = {},
-  ): Promise<{ id: string }> {
+  async send<T>(actorId: string, ch: ChannelLike<T>, data: T, opts?: SendOptions): Promise<{ id: string }> {
     const storage = this.requireStorage("send");
     checkName(actorId, "actor id", 255);
     requireDurable(ch, "send");
@@ -463,7 +468,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     group: string,
     ch: ChannelLike<T>,
     data: T,
-    opts: SendOptions = {},
+    opts?: SendOptions,
   ): Promise<{ count: number }> {
     const storage = this.requireStorage("broadcast");
     checkName(group, "group name");
@@ -572,8 +577,9 @@ export class Troupe extends EventEmitter<TroupeEvents> {
    * Actors matching `filter` (status, actor name, id substring, started before/after,
    * JSON-path equality on the input), newest first; pass `nextCursor` back for the next page.
    */
-  async list(filter: ListFilter = {}): Promise<{ items: ActorInfo[]; nextCursor?: string }> {
-    const { rows, nextCursor } = await this.requireStorage("list").actors.list(filter);
+  async list(filter?: ListFilter): Promise<{ items: ActorInfo[]; nextCursor?: string }> {
+    const storage = this.requireStorage("list");
+    const { rows, nextCursor } = await storage.actors.list(optionsArg(filter, "list filter"));
     return nextCursor ? { items: rows.map(actorInfo), nextCursor } : { items: rows.map(actorInfo) };
   }
 
@@ -581,15 +587,11 @@ export class Troupe extends EventEmitter<TroupeEvents> {
    * Counts by status, and for actors that finished in the window (`since`, default all
    * time; optionally one actor type): run durations p50/p95 in ms and completions per second.
    */
-  async stats(filter: { actor?: string; since?: Date } = {}): Promise<TroupeStats> {
+  async stats(options?: { actor?: string; since?: Date }): Promise<TroupeStats> {
     const storage = this.requireStorage("stats");
+    const filter = optionsArg(options, "stats filter");
     if (filter.actor !== undefined) checkName(filter.actor, "actor name");
-    if (
-      filter.since !== undefined &&
-      (!(filter.since instanceof Date) || Number.isNaN(filter.since.getTime()))
-    ) {
-      throw new ValidationError("since must be a valid Date");
-    }
+    if (filter.since !== undefined) checkTime(filter.since, "since");
     const params = [filter.actor ?? null, filter.since ?? null];
     const { rows } = await storage.db.query<{ status: ActorStatus; n: number }>(
       storage.sql(`SELECT status, count(*)::int AS n FROM {schema}.actors
@@ -638,9 +640,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
    */
   async cancel(id: string, reason?: string): Promise<void> {
     checkName(id, "actor id", 255);
-    if (reason !== undefined && (typeof reason !== "string" || reason.length > 1000)) {
-      throw new ValidationError("cancel reason must be a string of at most 1000 characters");
-    }
+    if (reason !== undefined) checkText(reason, "cancel reason", 1000);
     const storage = this.requireStorage("cancel");
     const out = await storage.lifecycle.cancel(id, reason ?? null);
     switch (out.kind) {
@@ -694,7 +694,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     const storage = this.requireStorage("schedule");
     checkName(name, "schedule name", 150);
     if (typeof opts !== "object" || opts === null) throw new ValidationError("schedule options are required");
-    const def = this.resolveActor(opts.actor);
+    const def = this.resolveActor(opts.actor, "schedule()");
     if ((opts.every === undefined) === (opts.cron === undefined))
       throw new ValidationError("give exactly one of every or cron");
     const everyMs = opts.every === undefined ? null : toMillis(opts.every, "every");
@@ -706,14 +706,10 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     if (typeof backoffFactor !== "number" || !(backoffFactor >= 1) || backoffFactor > 100) {
       throw new ValidationError("backoffFactor must be a number from 1 to 100");
     }
-    if (
-      opts.startAt !== undefined &&
-      (!(opts.startAt instanceof Date) || Number.isNaN(opts.startAt.getTime()))
-    ) {
-      throw new ValidationError("startAt must be a valid Date");
-    }
+    if (opts.startAt !== undefined) checkTime(opts.startAt, "startAt");
     const input = encode(opts.input, { maxBytes: this.opts.maxPayloadBytes, what: "schedule input" });
     const nextRunAt = opts.startAt ?? (parsed ? nextCronTime(parsed, new Date()) : new Date());
+    this.registerResolved(def); // only once everything is valid: a failing schedule changes nothing
     const row = await storage.schedules.upsert({
       name,
       actor: def.name,

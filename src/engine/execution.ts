@@ -1,3 +1,4 @@
+import { checkTime, optionsArg } from "../arguments.js";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import type { ActorDefinition } from "../actor.js";
@@ -551,9 +552,10 @@ export class Execution {
   private async step<T>(
     name: string,
     fn: (a: AttemptInfo) => Promise<T> | T,
-    options: StepOptions = {},
+    stepOptions?: StepOptions,
   ): Promise<T> {
     checkLabel(name, "step name");
+    const options = optionsArg(stepOptions, `step "${name}" options`);
     if (typeof fn !== "function")
       throw new ValidationError(`step "${name}": the second argument must be a function`);
     const retry = resolveRetry(options.retry, `step "${name}"`);
@@ -606,9 +608,10 @@ export class Execution {
   private async transaction<T>(
     name: string,
     fn: (tx: StepTransaction) => Promise<T>,
-    options: TransactionOptions = {},
+    txOptions?: TransactionOptions,
   ): Promise<T> {
     checkLabel(name, "step name");
+    const options = optionsArg(txOptions, `transaction "${name}" options`);
     if (typeof fn !== "function")
       throw new ValidationError(`transaction "${name}": the second argument must be a function`);
     const retry = resolveRetry(options.retry, `transaction "${name}"`);
@@ -702,9 +705,7 @@ export class Execution {
   }
 
   private async sleepUntil(when: Date | number): Promise<void> {
-    const at = when instanceof Date ? when.getTime() : when;
-    if (typeof at !== "number" || !Number.isFinite(at))
-      throw new ValidationError("ctx.sleepUntil needs a valid Date or epoch milliseconds");
+    const at = checkTime(when, "ctx.sleepUntil", { numbers: true });
     const seq = this.seq++;
     const e = await this.recorded(seq, "sleep", "");
     if (e) return;
@@ -778,8 +779,9 @@ export class Execution {
   private async receive<T>(
     chs: readonly ChannelLike<any>[],
     kind: "receive" | "receiveAny",
-    o: ReceiveOptions = {},
+    options?: ReceiveOptions,
   ) {
+    const o = optionsArg(options, `${kind} options`);
     const names = chs.map((c) => channelName(c));
     if (new Set(names).size !== names.length)
       throw new ValidationError(`${kind}: the same channel is listed twice`);
@@ -827,7 +829,8 @@ export class Execution {
     }
   }
 
-  private async publish<T>(ch: ChannelLike<T>, data: T, o: PublishOptions = {}): Promise<{ id: string }> {
+  private async publish<T>(ch: ChannelLike<T>, data: T, options?: PublishOptions): Promise<{ id: string }> {
+    const o = optionsArg(options, "publish options");
     const name = channelName(ch);
     const payload = this.encodeValue(validatePayload(ch, data), `message for "${name}"`);
     const metadata = checkMetadata(o.metadata);
@@ -855,8 +858,9 @@ export class Execution {
     to: string,
     ch: ChannelLike<T>,
     data: T,
-    o: PublishOptions = {},
+    options?: PublishOptions,
   ): Promise<{ id: string }> {
+    const o = optionsArg(options, "send options");
     checkName(to, "target actor id", 255);
     requireDurable(ch, "send");
     const name = channelName(ch);
@@ -886,8 +890,9 @@ export class Execution {
     group: string,
     ch: ChannelLike<T>,
     data: T,
-    o: PublishOptions = {},
+    options?: PublishOptions,
   ): Promise<{ count: number }> {
+    const o = optionsArg(options, "broadcast options");
     checkName(group, "group name");
     requireDurable(ch, "broadcast");
     const name = channelName(ch);

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { optionsArg } from "../arguments.js";
 import {
   channelName,
   checkMetadata,
@@ -85,7 +86,8 @@ export function openStepTransaction(
     query: (text, params) => (open("query"), tx.query(text, params)),
     exec: (script) => (open("exec"), tx.exec(script)),
 
-    publish: guarded("publish", async <T>(ch: ChannelLike<T>, data: T, o: PublishOptions = {}) => {
+    publish: guarded("publish", async <T>(ch: ChannelLike<T>, data: T, options?: PublishOptions) => {
+      const o = optionsArg(options, "tx.publish options");
       const name = channelName(ch);
       const bytes = payload(ch, data, name);
       const metadata = checkMetadata(o.metadata);
@@ -108,7 +110,8 @@ export function openStepTransaction(
       return { id };
     }),
 
-    send: guarded("send", async <T>(to: string, ch: ChannelLike<T>, data: T, o: PublishOptions = {}) => {
+    send: guarded("send", async <T>(to: string, ch: ChannelLike<T>, data: T, options?: PublishOptions) => {
+      const o = optionsArg(options, "tx.send options");
       checkName(to, "target actor id", 255);
       requireDurable(ch, "send");
       const name = channelName(ch);
@@ -132,7 +135,8 @@ export function openStepTransaction(
 
     broadcast: guarded(
       "broadcast",
-      async <T>(group: string, ch: ChannelLike<T>, data: T, o: PublishOptions = {}) => {
+      async <T>(group: string, ch: ChannelLike<T>, data: T, options?: PublishOptions) => {
+        const o = optionsArg(options, "tx.broadcast options");
         checkName(group, "group name");
         requireDurable(ch, "broadcast");
         const name = channelName(ch);

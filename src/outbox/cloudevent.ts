@@ -1,5 +1,6 @@
 import { nanoid } from "nanoid";
 import { PayloadTooLargeError, ValidationError } from "../errors.js";
+import { MAX_DEPTH, unstorableText } from "../names.js";
 
 /**
  * CloudEvents 1.0 (https://github.com/cloudevents/spec) as troupe emits and accepts them:
@@ -95,6 +96,8 @@ function checkString(value: unknown, what: string, max: number): string {
   if (value.length > max)
     throw new ValidationError(`${what} is ${value.length} characters long; the limit is ${max}`);
   if (CONTROL_CHARS.test(value)) throw new ValidationError(`${what} contains control characters`);
+  const problem = unstorableText(value);
+  if (problem) throw new ValidationError(`${what} contains ${problem}`);
   return value;
 }
 
@@ -152,14 +155,16 @@ export function checkAttribute(name: string, value: unknown): string | number | 
 }
 
 /** Data must be JSON (checked deeply, with the path of the first offending value) or bytes. */
-function checkJson(value: unknown, path: string, seen: Set<object>): void {
+function checkJson(value: unknown, path: string, seen: Set<object>, depth = 0): void {
   switch (typeof value) {
-    case "string":
-      if (value.includes("\u0000"))
+    case "string": {
+      const problem = unstorableText(value);
+      if (problem)
         throw new ValidationError(
-          `${path} contains a NUL character, which the outbox cannot store; send bytes instead`,
+          `${path} contains ${problem}, which the outbox cannot store; send bytes instead`,
         );
       return;
+    }
     case "boolean":
       return;
     case "number":
@@ -180,9 +185,19 @@ function checkJson(value: unknown, path: string, seen: Set<object>): void {
       `${path} is a ${obj.constructor?.name ?? "non-plain object"}; CloudEvent data must be JSON (plain objects, arrays, strings, finite numbers, booleans, null) or bytes`,
     );
   if (seen.has(obj)) throw new ValidationError(`${path} is a cyclic reference`);
+  if (depth >= MAX_DEPTH) throw new ValidationError(`${path} is nested more than ${MAX_DEPTH} levels deep`);
   seen.add(obj);
-  if (Array.isArray(obj)) obj.forEach((v, i) => checkJson(v, `${path}[${i}]`, seen));
-  else for (const [k, v] of Object.entries(obj)) checkJson(v, `${path}.${k}`, seen);
+  if (Array.isArray(obj)) {
+    // A for loop, not forEach: holes are undefined (JSON null), and a huge sparse array is
+    // refused by its length before it is walked.
+    if (obj.length > 16 * 1024 * 1024) throw new ValidationError(`${path} has ${obj.length} elements`);
+    for (let i = 0; i < obj.length; i++) checkJson(obj[i], `${path}[${i}]`, seen, depth + 1);
+  } else
+    for (const [k, v] of Object.entries(obj)) {
+      const problem = unstorableText(k);
+      if (problem) throw new ValidationError(`${path} has a key with ${problem}`);
+      checkJson(v, `${path}.${k}`, seen, depth + 1);
+    }
   seen.delete(obj);
 }
 

@@ -1,4 +1,5 @@
 import { FENCED_EFFECT, fencedParams } from "../storage/fenced-effect.js";
+import { optionsArg } from "../arguments.js";
 import { LockLostError, ValidationError } from "../errors.js";
 import { MS, type StoreContext } from "../storage/context.js";
 import type { SqlClient } from "../storage/database.js";
@@ -103,11 +104,19 @@ function entryFromRow(r: Record<string, any>): OutboxEntry {
   };
 }
 
+/** A CloudEvent id as the outbox stores it (emit checks ids the same way: at most 255, no control characters). */
+function checkEventId(id: unknown, what: string): string {
+  if (typeof id !== "string" || id.length === 0 || id.length > 255)
+    throw new ValidationError(`${what} must be a non-empty string of at most 255 characters`);
+  if (/\p{Cc}|\p{Cs}/u.test(id))
+    throw new ValidationError(`${what} contains a control character or a lone surrogate`);
+  return id;
+}
+
 function checkIds(ids: readonly string[], what: string): string[] {
   if (!Array.isArray(ids)) throw new ValidationError(`${what} must be an array of ids or "all"`);
-  for (const id of ids)
-    if (typeof id !== "string" || id.length === 0)
-      throw new ValidationError(`${what}: ids must be non-empty strings`);
+  if (ids.length > 10_000) throw new ValidationError(`${what}: at most 10000 ids at a time`);
+  for (const id of ids) checkEventId(id, `${what}: an id`);
   return [...ids];
 }
 
@@ -343,6 +352,7 @@ export class OutboxStore {
 
   /** One event by its CloudEvent id. */
   async get(eventId: string): Promise<OutboxEntry | null> {
+    checkEventId(eventId, "outbox.get event id");
     const { rows } = await this.c.db.query(this.c.sql("SELECT * FROM {schema}.outbox WHERE event_id = $1"), [
       eventId,
     ]);
@@ -350,14 +360,15 @@ export class OutboxStore {
   }
 
   /** Dead letters, oldest first; pass `nextCursor` back for the next page. */
-  async deadLetters(opts: { limit?: number; cursor?: string } = {}): Promise<{
+  async deadLetters(options?: { limit?: number; cursor?: string }): Promise<{
     items: OutboxEntry[];
     nextCursor?: string;
   }> {
+    const opts = optionsArg(options, "deadLetters options");
     const limit = opts.limit ?? 100;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
       throw new ValidationError("limit must be an integer from 1 to 1000");
-    if (opts.cursor !== undefined && !/^\d{1,19}$/.test(opts.cursor))
+    if (opts.cursor !== undefined && (typeof opts.cursor !== "string" || !/^\d{1,18}$/.test(opts.cursor)))
       throw new ValidationError(`cursor "${opts.cursor}" is not a cursor returned by deadLetters()`);
     const { rows } = await this.c.db.query(
       this.c.sql(`

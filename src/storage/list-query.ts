@@ -1,5 +1,6 @@
 import { ValidationError } from "../errors.js";
-import { checkName } from "../names.js";
+import { checkTime } from "../arguments.js";
+import { checkJsonbText, checkName } from "../names.js";
 import type { ActorStatus } from "./rows.js";
 
 export interface ListFilter {
@@ -112,18 +113,18 @@ export function buildListQuery(f: ListFilter): { where: string; params: unknown[
     return `$${params.length}`;
   };
   if (f.status !== undefined) {
-    const list = Array.isArray(f.status) ? f.status : [f.status];
+    const list: unknown[] = Array.isArray(f.status) ? f.status : [f.status];
     for (const s of list)
-      if (!STATUSES.includes(s)) throw new ValidationError(`status must be one of ${STATUSES.join(", ")}`);
+      if (!STATUSES.includes(s as ActorStatus))
+        throw new ValidationError(`status must be one of ${STATUSES.join(", ")}`);
     where.push(`status = ANY(${p(list)}::text[])`);
   }
   if (f.actor !== undefined) {
-    if (typeof f.actor !== "string") throw new ValidationError("actor filter must be a string");
+    checkName(f.actor, "actor filter");
     where.push(`actor = ${p(f.actor)}`);
   }
   if (f.idContains !== undefined) {
-    if (typeof f.idContains !== "string" || f.idContains.length === 0)
-      throw new ValidationError("idContains must be a non-empty string");
+    checkName(f.idContains, "idContains", 255);
     // strpos, not LIKE: the caller's text is matched literally (% and _ mean nothing).
     where.push(`strpos(id, ${p(f.idContains)}) > 0`);
   }
@@ -132,8 +133,7 @@ export function buildListQuery(f: ListFilter): { where: string; params: unknown[
     ["startedBefore", f.startedBefore],
   ] as const) {
     if (v === undefined) continue;
-    if (!(v instanceof Date) || Number.isNaN(v.getTime()))
-      throw new ValidationError(`${key} must be a valid Date`);
+    checkTime(v, key);
     where.push(`started_at ${key === "startedAfter" ? ">" : "<"} ${p(v)}`);
   }
   if (f.input !== undefined) {
@@ -149,6 +149,7 @@ export function buildListQuery(f: ListFilter): { where: string; params: unknown[
         throw new ValidationError(`input filter value for "${path}" must be JSON`);
       }
       if (json === undefined) throw new ValidationError(`input filter value for "${path}" must be JSON`);
+      checkJsonbText(JSON.parse(json), `input filter value for "${path}"`);
       where.push(`input_json #> ${p(parts)}::text[] = ${p(json)}::jsonb`);
     }
   }
