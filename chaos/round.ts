@@ -35,6 +35,8 @@ export interface RoundResult {
   crashes: Crash[];
   /** Retries the client made, and troupe warnings/errors the workers logged. */
   clientRetries: number;
+  /** The client's retries by error (code or first words). */
+  retryCauses: Record<string, number>;
   seconds: number;
 }
 
@@ -63,6 +65,15 @@ export function runnerQuery(url: string) {
       }
     }
   };
+}
+
+function retryCauses(errors: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const e of errors) {
+    const key = /\[([^\]]+)\]/.exec(e)?.[1] ?? e.replace(/^\w+: /, "").slice(0, 40);
+    out[key] = (out[key] ?? 0) + 1;
+  }
+  return out;
 }
 
 export async function runRound(o: RoundOptions): Promise<RoundResult> {
@@ -175,6 +186,7 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
     violationCount,
     crashes: fleet.crashes,
     clientRetries: fleet.lines("retry").length,
+    retryCauses: retryCauses(fleet.lines("retry").map((l) => String(l.line.error))),
     seconds: (Date.now() - t0) / 1000,
   };
 }
