@@ -100,15 +100,18 @@ function sends(rnd: () => number, count: number, mailboxes: number, spanMs: numb
   return out;
 }
 
-/** The round's plan. `trafficMs` is how long the traffic should last (the fault window). */
+/** How long a round's traffic lasts: the window the faults fall in. */
+export const trafficWindowMs = (short: boolean) => (short ? 9000 : 13_000);
+
+/** The round's plan: everything a round does, from the seed and the round number. */
 export function roundPlan(seed: number, round: number, size: PlanSize): RoundPlan {
   const rnd = prng((seed ^ Math.imul(round + 1, 0x9e3779b1)) >>> 0);
   const short = size.short;
-  const trafficMs = short ? 9000 : 16_000;
+  const trafficMs = trafficWindowMs(short);
   const mailboxes = int(rnd, 4, 6);
-  const perPublisher = short ? int(rnd, 25, 40) : int(rnd, 50, 80);
+  const perPublisher = short ? int(rnd, 25, 40) : int(rnd, 40, 65);
   const publishers = Array.from({ length: 3 }, () => sends(rnd, perPublisher, mailboxes, trafficMs));
-  const client = sends(rnd, short ? int(rnd, 60, 90) : int(rnd, 120, 180), mailboxes, trafficMs);
+  const client = sends(rnd, short ? int(rnd, 60, 90) : int(rnd, 100, 150), mailboxes, trafficMs);
   // Every ending at least once, a cancel at the last wait and one mid-flight; then at random.
   const ends: SagaEnd[] = ["fail", "cancel", "complete", "cancel"];
   const firstCancel: SagaPlan["cancelAt"] = rnd() < 0.5 ? "wait" : "early";

@@ -16,6 +16,8 @@ export function roundReport(r: RoundResult, rounds: number, verbose: boolean): s
   ];
   if (verbose || r.violationCount > 0 || r.crashes.length > 0)
     for (const f of r.faultLog) lines.push(`  fault ${f}`);
+  if (verbose && r.clientRetries > 0)
+    lines.push(`  client retries by cause: ${JSON.stringify(r.retryCauses)}`);
   for (const c of r.crashes) {
     lines.push(`  CRASH ${c.process}: exited on its own (code ${c.code}, signal ${c.signal}): ${c.cause}`);
     if (verbose) lines.push(c.tail.replace(/^/gm, "    "));

@@ -7,7 +7,7 @@ import type { PrivatePostgres, PrivateRedis } from "../test/support/servers.js";
 import { check } from "./checker.js";
 import { faultSchedule, inject, type FaultKind } from "./faults.js";
 import { Fleet, type Crash } from "./fleet.js";
-import { expectedDeliveries, roundPlan } from "./plan.js";
+import { expectedDeliveries, roundPlan, trafficWindowMs } from "./plan.js";
 import type { PgProxy } from "./proxy.js";
 import { SIDE_TABLES, isConnectionError } from "./side.js";
 
@@ -112,7 +112,7 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
     await client.waitFor((l) => l.event === "consumers-ready", "consumers subscribed", 90_000);
 
     // ---- faults while the traffic flows ---------------------------------------------
-    const windowMs = o.short ? 9000 : 16_000;
+    const windowMs = trafficWindowMs(o.short);
     const schedule = faultSchedule(o.seed, o.round, o.short ? 3 : 5, windowMs, LEASE_MS);
     const tf = Date.now();
     for (const f of schedule) {
