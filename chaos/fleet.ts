@@ -58,7 +58,8 @@ export class Fleet {
   private watch(c: Child, onCrash: () => void): void {
     void c.exited.then(({ code, signal }) => {
       if (this.expected.has(c) || this.closing) return;
-      if (c === this.client && this.clientDone && code === 0) return; // finished its work
+      const finished = c.lines.some((l) => l.event === "done");
+      if (finished && code === 0) return; // the client, after its work
       const tail = c.describe().slice(-2500);
       this.crashes.push({ process: c.name, code, signal, cause: causeOf(tail), tail });
       onCrash();

@@ -16,6 +16,7 @@ export function roundReport(r: RoundResult, rounds: number, verbose: boolean): s
   ];
   if (verbose || r.violationCount > 0 || r.crashes.length > 0)
     for (const f of r.faultLog) lines.push(`  fault ${f}`);
+  if (verbose) lines.push(`  time: ${r.phases}`);
   if (verbose && r.clientRetries > 0)
     lines.push(`  client retries by cause: ${JSON.stringify(r.retryCauses)}`);
   for (const c of r.crashes) {
