@@ -41,10 +41,11 @@ export function faultSchedule(
   count: number,
   windowMs: number,
   leaseMs: number,
+  only: readonly FaultKind[] = FAULT_KINDS,
 ): Fault[] {
   // The kinds rotate through one campaign-wide shuffle: consecutive rounds cover every kind.
   const order = prng((seed ^ 0xfa017) >>> 0);
-  const kinds = [...FAULT_KINDS];
+  const kinds = [...only];
   for (let i = kinds.length - 1; i > 0; i--) {
     const j = Math.floor(order() * (i + 1));
     [kinds[i], kinds[j]] = [kinds[j]!, kinds[i]!];

@@ -16,6 +16,8 @@ export interface RoundOptions {
   round: number;
   short: boolean;
   keep: boolean;
+  /** Only these fault kinds (default all). */
+  faultKinds?: readonly FaultKind[];
   pg: PrivatePostgres;
   redis: PrivateRedis;
   proxy: PgProxy;
@@ -123,7 +125,7 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
 
     // ---- faults while the traffic flows ---------------------------------------------
     const windowMs = trafficWindowMs(o.short);
-    const schedule = faultSchedule(o.seed, o.round, o.short ? 3 : 5, windowMs, LEASE_MS);
+    const schedule = faultSchedule(o.seed, o.round, o.short ? 3 : 5, windowMs, LEASE_MS, o.faultKinds);
     const tf = Date.now();
     for (const f of schedule) {
       const wait = tf + f.atMs - Date.now();
@@ -167,8 +169,6 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
   } catch (err) {
     violation(`round aborted: ${(err as Error).message.slice(0, 1500)}`);
   }
-  for (const c of fleet.crashes)
-    o.log(`  CRASH ${c.process} (exit code ${c.code}, signal ${c.signal})${c.tail}`);
   await fleet.close();
 
   for (const { process, line } of fleet.lines("error"))

@@ -4,13 +4,16 @@
  * and exits non-zero on any violation or worker crash.
  *
  *   npm run chaos -- [--rounds 100] [--seed S] [--first R] [--short] [--keep] [--verbose]
+ *                    [--faults kill9,blackhole,…]
  *
  * --short: the CI variant (3 rounds, shorter rounds). --first: start at round R (with the
  * same --seed, reproduces that round's plan and faults). --keep: keep a failing round's
- * database (and the PostgreSQL data directory) for inspection.
+ * database (and the PostgreSQL data directory) for inspection. --faults: only these kinds
+ * (a different schedule than the full campaign's: for investigating one kind).
  */
 import { parseArgs } from "node:util";
 import { startPrivatePostgres, startPrivateRedis } from "../test/support/servers.js";
+import { FAULT_KINDS, type FaultKind } from "./faults.js";
 import { PgProxy } from "./proxy.js";
 import { addRound, roundReport, summary, type Totals } from "./report.js";
 import { runRound } from "./round.js";
@@ -23,8 +26,15 @@ const { values } = parseArgs({
     short: { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
     verbose: { type: "boolean", default: false },
+    faults: { type: "string" },
   },
 });
+const faultKinds = values.faults?.split(",").map((k) => k.trim()) as FaultKind[] | undefined;
+for (const k of faultKinds ?? [])
+  if (!FAULT_KINDS.includes(k)) {
+    console.error(`chaos: unknown fault kind "${k}" (kinds: ${FAULT_KINDS.join(", ")})`);
+    process.exit(2);
+  }
 const short = values.short;
 const rounds = Number(values.rounds ?? (short ? 3 : 100));
 const first = Number(values.first);
@@ -42,7 +52,8 @@ for (const [name, n] of [
 const log = (line: string) => console.log(line);
 log(
   `chaos: ${rounds} rounds${short ? " (short)" : ""}, seed ${seed} — reproduce: npm run chaos -- --seed ${seed}` +
-    `${short ? " --short" : ""} --rounds ${rounds}${first ? ` --first ${first}` : ""}`,
+    `${short ? " --short" : ""} --rounds ${rounds}${first ? ` --first ${first}` : ""}` +
+    `${values.faults ? ` --faults ${values.faults}` : ""}`,
 );
 
 const pg = await startPrivatePostgres({ maxConnections: 300 });
@@ -57,7 +68,17 @@ let interrupted = false;
 process.once("SIGINT", () => (interrupted = true));
 try {
   for (let r = first; r < first + rounds && !interrupted; r++) {
-    const res = await runRound({ seed, round: r, short, keep: values.keep, pg, redis, proxy, log });
+    const res = await runRound({
+      seed,
+      round: r,
+      short,
+      keep: values.keep,
+      faultKinds,
+      pg,
+      redis,
+      proxy,
+      log,
+    });
     addRound(totals, res);
     log(roundReport(res, first + rounds, values.verbose));
     if (values.keep && (res.violationCount > 0 || res.crashes.length > 0)) {
