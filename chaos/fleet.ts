@@ -20,14 +20,14 @@ export interface Crash {
   tail: string;
 }
 
-/** "Error: Connection terminated unexpectedly" and the like, from a crashed child's output. */
-function causeOf(tail: string): string {
-  const stderr = tail.slice(tail.indexOf("stderr tail]") + 1);
+/** "error: terminating connection due to administrator command" and the like, from a child's stderr. */
+function causeOf(stderr: string): string {
   const line = stderr
     .split("\n")
-    .find((l) => /^\w*(Error|error)\b.*:/.test(l.trim()) && !l.includes("Emitted"));
+    .map((l) => l.trim())
+    .find((l) => /^\w*(Error|error)\b.*:/.test(l) && !l.startsWith("Emitted"));
   const unhandled = stderr.includes("Unhandled 'error' event") ? " (unhandled 'error' event)" : "";
-  return (line?.trim() ?? "unknown (see --verbose)") + unhandled;
+  return (line ?? "unknown (see --verbose)") + unhandled;
 }
 
 export interface FleetEnv {
@@ -56,12 +56,17 @@ export class Fleet {
   constructor(private readonly env: FleetEnv) {}
 
   private watch(c: Child, onCrash: () => void): void {
+    // The head of stderr: where a crash says what it died of (Child keeps only the tail).
+    let head = "";
+    c.proc.stderr?.on("data", (chunk: string | Buffer) => {
+      if (head.length < 4000) head += String(chunk);
+    });
     void c.exited.then(({ code, signal }) => {
       if (this.expected.has(c) || this.closing) return;
       const finished = c.lines.some((l) => l.event === "done");
       if (finished && code === 0) return; // the client, after its work
       const tail = c.describe().slice(-2500);
-      this.crashes.push({ process: c.name, code, signal, cause: causeOf(tail), tail });
+      this.crashes.push({ process: c.name, code, signal, cause: causeOf(head), tail });
       onCrash();
     });
   }
