@@ -16,8 +16,9 @@ export interface Crash {
   signal: string | null;
   /** The error it died of (the first error line of its stderr). */
   cause: string;
-  /** The last lines it printed and its stderr. */
+  /** The last lines it printed and its stderr, and the beginning of its stderr. */
   tail: string;
+  stderrHead: string;
 }
 
 /** "error: terminating connection due to administrator command" and the like, from a child's stderr. */
@@ -66,7 +67,7 @@ export class Fleet {
       const finished = c.lines.some((l) => l.event === "done");
       if (finished && code === 0) return; // the client, after its work
       const tail = c.describe().slice(-2500);
-      this.crashes.push({ process: c.name, code, signal, cause: causeOf(head), tail });
+      this.crashes.push({ process: c.name, code, signal, cause: causeOf(head), tail, stderrHead: head });
       onCrash();
     });
   }

@@ -21,7 +21,7 @@ export function roundReport(r: RoundResult, rounds: number, verbose: boolean): s
     lines.push(`  client retries by cause: ${JSON.stringify(r.retryCauses)}`);
   for (const c of r.crashes) {
     lines.push(`  CRASH ${c.process}: exited on its own (code ${c.code}, signal ${c.signal}): ${c.cause}`);
-    if (verbose) lines.push(c.tail.replace(/^/gm, "    "));
+    if (verbose) lines.push(`${c.stderrHead.slice(0, 2500)}\n${c.tail}`.replace(/^/gm, "    "));
   }
   for (const v of r.violations) lines.push(`  VIOLATION ${v}`);
   return lines.join("\n");
