@@ -10,6 +10,7 @@ import type { Fleet } from "./fleet.js";
 import { int, prng } from "./plan.js";
 import type { PgProxy } from "./proxy.js";
 
+/** The campaign's faults (the default set). */
 export const FAULT_KINDS = [
   "kill9",
   "sigstop",
@@ -19,7 +20,15 @@ export const FAULT_KINDS = [
   "redis-restart",
   "blackhole",
 ] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+/**
+ * Opt-in kinds (--faults): `halfopen` is a blackhole that is never reset, a half-open
+ * connection for the rest of the round (what a silent network failure looks like without
+ * TCP keepalive). Not in the default set while troupe does not survive it: see
+ * docs/reliability.md, "Findings".
+ */
+export const EXTRA_FAULT_KINDS = ["halfopen"] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof EXTRA_FAULT_KINDS)[number];
+export const ALL_FAULT_KINDS: readonly FaultKind[] = [...FAULT_KINDS, ...EXTRA_FAULT_KINDS];
 
 export interface Fault {
   kind: FaultKind;
@@ -61,7 +70,7 @@ export function faultSchedule(
           ? leaseMs + int(rnd, 500, 2500)
           : kind === "redis-restart"
             ? int(rnd, 1000, 3000)
-            : kind === "blackhole"
+            : kind === "blackhole" || kind === "halfopen"
               ? leaseMs + int(rnd, 1000, 4000)
               : 0;
     return { kind, atMs: Math.floor(i * slot + rnd() * slot * 0.5), pick: rnd(), ms };
@@ -103,5 +112,9 @@ export async function inject(f: Fault, t: FaultTargets): Promise<string> {
       return (await t.proxy.blackhole(f.pick, f.ms))
         ? `blackholed one proxied connection for ${f.ms}ms, then reset`
         : "blackhole: no proxied connection";
+    case "halfopen":
+      return (await t.proxy.blackhole(f.pick, f.ms, true))
+        ? "left one proxied connection half-open for the rest of the round"
+        : "halfopen: no proxied connection";
   }
 }

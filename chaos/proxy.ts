@@ -61,9 +61,10 @@ export class PgProxy {
   /**
    * Blackholes one connection, preferring one active in the last second (an idle pooled
    * one might never be used while the hole lasts); `pick` in [0, 1) chooses among them.
-   * Resolves after `ms`, once the connection is destroyed. false: no connection to pick.
+   * Resolves after `ms`, once the connection is destroyed (with `forever`, it stays half-open
+   * until resetHoles()). false: no connection to pick.
    */
-  async blackhole(pick: number, ms: number): Promise<boolean> {
+  async blackhole(pick: number, ms: number, forever = false): Promise<boolean> {
     const live = [...this.pairs].filter((p) => !p.holed);
     const recent = live.filter((p) => Date.now() - p.lastActive < 1000);
     const from = recent.length > 0 ? recent : live;
@@ -71,10 +72,21 @@ export class PgProxy {
     if (!pair) return false;
     pair.holed = true;
     await new Promise((r) => setTimeout(r, ms));
+    if (forever) return true;
     this.pairs.delete(pair);
     pair.client.destroy();
     pair.server.destroy();
     return true;
+  }
+
+  /** Ends every half-open connection left by `blackhole(…, forever)`. */
+  resetHoles(): void {
+    for (const p of this.pairs)
+      if (p.holed) {
+        this.pairs.delete(p);
+        p.client.destroy();
+        p.server.destroy();
+      }
   }
 
   async stop(): Promise<void> {

@@ -1,9 +1,9 @@
 /** What a campaign prints: one block per round and the final summary line. */
-import { FAULT_KINDS, type FaultKind } from "./faults.js";
+import { ALL_FAULT_KINDS, type FaultKind } from "./faults.js";
 import type { RoundResult } from "./round.js";
 
 export function faultCounts(f: Partial<Record<FaultKind, number>>): string {
-  const parts = FAULT_KINDS.filter((k) => f[k]).map((k) => `${k}=${f[k]}`);
+  const parts = ALL_FAULT_KINDS.filter((k) => f[k]).map((k) => `${k}=${f[k]}`);
   return parts.length > 0 ? parts.join(" ") : "none";
 }
 

@@ -170,6 +170,7 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
     violation(`round aborted: ${(err as Error).message.slice(0, 1500)}`);
   }
   await fleet.close();
+  o.proxy.resetHoles();
 
   for (const { process, line } of fleet.lines("error"))
     violation(`client call failed (${process}): ${String(line.what)}: ${String(line.error)}`);

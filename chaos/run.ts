@@ -13,7 +13,7 @@
  */
 import { parseArgs } from "node:util";
 import { startPrivatePostgres, startPrivateRedis } from "../test/support/servers.js";
-import { FAULT_KINDS, type FaultKind } from "./faults.js";
+import { ALL_FAULT_KINDS, type FaultKind } from "./faults.js";
 import { PgProxy } from "./proxy.js";
 import { addRound, roundReport, summary, type Totals } from "./report.js";
 import { runRound } from "./round.js";
@@ -31,8 +31,8 @@ const { values } = parseArgs({
 });
 const faultKinds = values.faults?.split(",").map((k) => k.trim()) as FaultKind[] | undefined;
 for (const k of faultKinds ?? [])
-  if (!FAULT_KINDS.includes(k)) {
-    console.error(`chaos: unknown fault kind "${k}" (kinds: ${FAULT_KINDS.join(", ")})`);
+  if (!ALL_FAULT_KINDS.includes(k)) {
+    console.error(`chaos: unknown fault kind "${k}" (kinds: ${ALL_FAULT_KINDS.join(", ")})`);
     process.exit(2);
   }
 const short = values.short;
