@@ -114,9 +114,26 @@ export async function check(plan: RoundPlan, q: Q): Promise<CheckResult> {
   for (const [k, ids] of msgIdOf)
     if (ids.size > 1) v("published twice", `${k} arrived as messages ${[...ids].join(", ")}`);
 
-  const missing = (reader: string, key: string) => {
+  // Deliveries troupe journaled (receive entries, all generations): tells "delivered but
+  // never processed" (the actor stopped before its recording step) from a lost message.
+  const journaled = new Set<string>();
+  for (const j of await q<{ actor_id: string; result: Buffer | null }>(
+    `SELECT actor_id, result FROM ${S}.journal WHERE kind = 'receive'
+     UNION ALL SELECT actor_id, result FROM ${S}.journal_archive WHERE kind = 'receive'`,
+  )) {
+    try {
+      const m = j.result ? decode<{ data?: Payload } | null>(j.result) : null;
+      if (m?.data && typeof m.data.src === "string") journaled.add(`${j.actor_id} ${m.data.src}/${m.data.n}`);
+    } catch {
+      // not a workload message
+    }
+  }
+
+  const missing = (reader: string, key: string, readerIds: string[] = [reader]) => {
     const where = present.get(key);
-    if (where)
+    const by = readerIds.find((r) => journaled.has(`${r} ${key}`));
+    if (by) v("delivered, never processed", `${by} received ${key} but never recorded it (stopped mid-way)`);
+    else if (where)
       v("lost (never delivered)", `${reader} never got ${key} (the message is still in ${where.join(",")})`);
     else
       v(
@@ -169,7 +186,8 @@ export async function check(plan: RoundPlan, q: Q): Promise<CheckResult> {
     else if (by.length > 1)
       v("duplicate delivery", `competing ${key} consumed ${by.length} times (${by.join(",")})`);
   }
-  for (const key of competing) if (!taken.has(key)) missing("competing consumers", key);
+  const consumerIds = Array.from({ length: plan.consumers }, (_, i) => consumerId(i));
+  for (const key of competing) if (!taken.has(key)) missing("competing consumers", key, consumerIds);
 
   // ---- the lease fence: every transactional row committed under the writer's own lease -
   const fenced = [
