@@ -145,8 +145,7 @@ export async function runRound(o: RoundOptions): Promise<RoundResult> {
     // ---- drain: the client done, every delivery recorded, every actor ended or waiting
     phase("faults");
     const expected = expectedDeliveries(plan);
-    const finite =
-      [...plan.publishers.keys()].length + plan.sagas.length + plan.churners.length + plan.counters.length;
+    const finite = plan.publishers.length + plan.sagas.length + plan.churners.length + plan.counters.length;
     const drainMs = o.short ? 45_000 : 60_000;
     const deadline = Date.now() + drainMs;
     let last = "";
