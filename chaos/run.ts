@@ -65,7 +65,14 @@ log(`chaos: PostgreSQL on 127.0.0.1:${pg.port} (proxy :${proxy.port}), Redis on 
 const totals: Totals = { rounds: 0, faults: {}, messages: 0, violations: 0, crashes: 0 };
 let keptData = false;
 let interrupted = false;
-process.once("SIGINT", () => (interrupted = true));
+process.once("SIGINT", () => (interrupted = true)); // finish the round, then stop
+// Killed (a CI timeout): the servers are daemons of their own; do not leave them behind.
+process.once("SIGTERM", () => {
+  console.log("chaos: SIGTERM: stopping PostgreSQL and Redis");
+  void redis.close();
+  pg.close();
+  process.exit(1);
+});
 try {
   for (let r = first; r < first + rounds && !interrupted; r++) {
     const res = await runRound({
