@@ -29,7 +29,7 @@ export type {
 } from "./engine/context.js";
 export type { AttemptInfo, RetryPolicy } from "./engine/retry.js";
 export { ActorRef, ActorCancelledError, type ActorInfo } from "./ref.js";
-export type { ActorStatus } from "./storage/rows.js";
+export type { ActorStatus, CompensationOutcome, CompensationRecord } from "./storage/rows.js";
 export type { ListFilter } from "./storage/list-query.js";
 export type { TroupeOptions, Logger, LogLevel } from "./options.js";
 export type { Duration } from "./duration.js";

@@ -3,7 +3,7 @@ import { decode } from "./codec.js";
 import { toMillis, type Duration } from "./duration.js";
 import { ActorFailedError, NotFoundError, TimeoutError, TroupeError, registerErrorClass } from "./errors.js";
 import type { ChannelLike } from "./channels.js";
-import type { ActorRow, ActorStatus } from "./storage/rows.js";
+import type { ActorRow, ActorStatus, CompensationRecord } from "./storage/rows.js";
 
 /** A snapshot of one actor, as `get()` and `list()` return it. */
 export interface ActorInfo {
@@ -18,6 +18,12 @@ export interface ActorInfo {
   finishedAt?: Date;
   /** Number of `recur` restarts so far. */
   generation: number;
+  /**
+   * `get()` only: the saga compensations of the current generation, in the order their steps
+   * ran, each `pending`, `done`, `failed` (it ran and threw) or `skipped` (it never ran: its
+   * step was not reached again on replay). Absent when the actor registered none.
+   */
+  compensations?: CompensationRecord[];
 }
 
 export function actorInfo(row: ActorRow): ActorInfo {

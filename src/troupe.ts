@@ -773,7 +773,11 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   async get(id: string): Promise<ActorInfo | null> {
     checkName(id, "actor id", 255);
     const row = await this.getRow(id);
-    return row ? actorInfo(row) : null;
+    if (!row) return null;
+    const info = actorInfo(row);
+    const compensations = await this.requireStorage("get").lifecycle.records(id, row.generation);
+    if (compensations.length > 0) info.compensations = compensations;
+    return info;
   }
 
   private getRow(id: string): Promise<ActorRow | null> {

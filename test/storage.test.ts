@@ -154,3 +154,12 @@ describe("storage suite", () => {
     assert.equal(after.length, 0, "a finished actor's unread mail goes");
   });
 });
+
+test("migrations are numbered 1, 2, 3 … with no gap and no number used twice", async () => {
+  const { loadMigrations } = await import("../src/storage/migrate.js");
+  const versions = (await loadMigrations()).map((m) => m.version);
+  assert.deepEqual(
+    versions,
+    versions.map((_, i) => i + 1),
+  );
+});

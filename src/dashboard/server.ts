@@ -14,6 +14,7 @@ import { channelSummaries, workerSummaries } from "./dashboard-queries.js";
 import { toJson } from "./json.js";
 import { PAGE_HTML, PAGE_SECURITY_HEADERS } from "./page.js";
 import { STATUS_BY_CODE, errorBody } from "../serve/http-errors.js";
+import { startInterval } from "../timers.js";
 
 export interface DashboardOptions {
   /** Default 4780; 0 picks a free port (read it from the returned `url`). */
@@ -294,10 +295,10 @@ export class DashboardServer {
     };
     res.write(`retry: ${Math.max(1000, this.tickMs)}\n\n`);
     tick();
-    const timer = setInterval(tick, this.tickMs);
+    const timer = startInterval(tick, this.tickMs);
     this.streams.add(res);
     const done = () => {
-      clearInterval(timer);
+      timer.clear();
       this.streams.delete(res);
     };
     req.once("close", done);

@@ -2,6 +2,7 @@ import type { Storage } from "../storage/storage.js";
 import { advanceSchedules } from "./schedules.js";
 import type { Wakeups } from "../wakeups/wakeups.js";
 import type { DatabaseOutage } from "./outage.js";
+import { startInterval, type Timer } from "../timers.js";
 
 const LEADER_LOCK = "leader";
 const RETENTION_EVERY_MS = 60_000;
@@ -22,7 +23,7 @@ export interface BackgroundConfig {
  * Whichever worker holds the "leader" system lock (a lease, renewed each tick) runs them.
  */
 export class BackgroundLoops {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private ticking = false;
   private leader = false;
   private stopped = false;
@@ -41,7 +42,7 @@ export class BackgroundLoops {
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.tick(), this.pollMs);
+    this.timer = startInterval(() => void this.tick(), this.pollMs);
     void this.tick();
   }
 
@@ -51,7 +52,7 @@ export class BackgroundLoops {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
+    this.timer?.clear();
     await this.current; // a tick in flight may be acquiring the lock: let it land, then release
     if (this.leader) await this.storage.locks.release(LEADER_LOCK, this.workerId).catch(() => {});
     this.leader = false;

@@ -24,6 +24,7 @@ import {
   ValidationError,
   errorFromRecord,
   recordError,
+  type RecordedError,
 } from "../errors.js";
 import { checkLabel, checkName } from "../names.js";
 import { prepareEvent, type CloudEventInput } from "../outbox/cloudevent.js";
@@ -32,7 +33,7 @@ import { sendLabel } from "../storage/mailbox.js";
 import type { Wakeup } from "../wakeups/wakeups.js";
 import type { ContextPropagation, ContextSnapshot } from "../context-propagation.js";
 import type { PendingCompensation } from "../storage/lifecycle-store.js";
-import type { ActorRow, Fence, JournalEntry } from "../storage/rows.js";
+import type { ActorRow, CompensationOutcome, Fence, JournalEntry } from "../storage/rows.js";
 import type { Storage } from "../storage/storage.js";
 import { isConnectionError } from "../storage/db-errors.js";
 import type {
@@ -114,6 +115,13 @@ function isJournaledError(err: unknown): boolean {
  */
 const insideTransaction = new AsyncLocalStorage<{ exec: Execution; step: string }>();
 
+/** Why a compensation was skipped: nothing registered code for it. */
+const NOT_REGISTERED: RecordedError = {
+  name: "Error",
+  message:
+    "never ran: its step was not reached again when the actor was replayed, so no compensation was registered",
+};
+
 /** Never settles: given to actor code after the execution was abandoned, so it simply stops. */
 const forever = <T>() => new Promise<T>(() => {});
 
@@ -139,6 +147,8 @@ export class Execution {
   readonly ctx: ActorContext;
   /** Compensations registered by steps of this generation (live or replayed), by journal position. */
   private readonly compensations = new Map<number, Compensation>();
+  /** A cancel arrived while replaying: end with "cancel" at the first operation not in the journal. */
+  private cancelAtJournalEnd = false;
   /**
    * "compensate": the actor is compensating (after a failure or cancel). Its function is
    * replayed only to re-register compensation closures; the first operation that is not
@@ -171,43 +181,65 @@ export class Execution {
     this.end({ kind: "abandoned", reason: "lock-lost" });
   }
 
-  /** Stops a running execution for cancellation (its in-flight steps finish and are journaled). */
+  /**
+   * Stops a running execution for cancellation (its in-flight steps finish and are journaled).
+   * Never cuts a replay short: the compensations still to run need the closures that only
+   * replaying the steps re-registers. A compensation-mode execution is ending anyway (it
+   * stops at the end of its journal); a normal one still replaying stops there too (see
+   * recorded()), before anything runs live.
+   */
   requestCancel(): void {
-    if (this.state === "running" || this.state === "parked") this.end({ kind: "cancel" });
+    if (this.mode === "compensate" || (this.state !== "running" && this.state !== "parked")) return;
+    if (this.state === "running" && !this.reader.caughtUp) this.cancelAtJournalEnd = true;
+    else this.end({ kind: "cancel" });
   }
 
   /**
-   * Runs the pending compensations newest first, each marked done (fenced) as soon as it
-   * succeeds, so a crash resumes with the ones left. Returns the names that failed.
+   * Runs the pending compensations newest first, each settled (fenced) as soon as it ends,
+   * so a crash resumes with the ones left: "done", "failed" (it ran and threw, retries
+   * spent) or "skipped" (no code for it: its step was not reached again on replay). Returns
+   * the names that failed and that were skipped, for the actor's record.
    */
-  async runCompensations(): Promise<string[]> {
+  async runCompensations(): Promise<{ failed: string[]; skipped: string[] }> {
     await Promise.allSettled([...this.inflight]);
     const failed: string[] = [];
+    const skipped: string[] = [];
     for (const p of await this.host.storage.lifecycle.pending(this.id, this.generation)) {
       const c = this.compensations.get(p.seq);
-      let ok = false;
+      let outcome: CompensationOutcome = "skipped";
+      let error: RecordedError | null = NOT_REGISTERED;
       if (c) {
         try {
           await (c.kind === "tx" ? this.compensateInTransaction(p, c) : this.compensateStep(p, c));
-          ok = true;
+          outcome = "done";
+          error = null;
         } catch (err) {
           // Interrupted, not failed: the compensation is resumed after the lease, as after a crash.
           if (err instanceof LockLostError || isTransientDatabaseError(err)) throw err;
+          outcome = "failed";
+          error = recordError(err);
         }
       }
-      if (!ok) failed.push(p.name);
+      if (outcome === "failed") failed.push(p.name);
+      if (outcome === "skipped") skipped.push(p.name);
       // A transactional compensation marked itself done in its own transaction.
-      if (!ok || c?.kind !== "tx")
+      if (outcome !== "done" || c?.kind !== "tx")
         await this.host.storage.lifecycle.settleCompensation(
           this.fence,
           this.host.leaseMs,
           this.generation,
           p.seq,
-          ok,
+          outcome,
+          error,
         );
-      await this.host.debugPoint("compensation:settled", { actorId: this.id, name: p.name, ok });
+      await this.host.debugPoint("compensation:settled", {
+        actorId: this.id,
+        name: p.name,
+        ok: outcome === "done",
+        outcome,
+      });
     }
-    return failed;
+    return { failed, skipped };
   }
 
   private async compensateStep(p: PendingCompensation, c: Extract<Compensation, { kind: "step" }>) {
@@ -383,8 +415,8 @@ export class Execution {
       this.end({ kind: "abandoned", reason: "transient" });
       return forever();
     }
-    if (!e && this.mode === "compensate") {
-      this.end({ kind: "compensate" });
+    if (!e && (this.mode === "compensate" || this.cancelAtJournalEnd)) {
+      this.end({ kind: this.mode === "compensate" ? "compensate" : "cancel" });
       return forever();
     }
     if (e && (e.kind !== kind || e.name !== name)) {
@@ -598,7 +630,7 @@ export class Execution {
       if (compensate) this.compensations.set(seq, { kind: "tx", run: (tx) => compensate(value, tx) });
       return value;
     }
-    const value = await this.live(async () => {
+    return this.live(async () => {
       // The attempt in flight: a timeout rejects the race, not the transaction (see below).
       let inflight: Promise<T> | undefined;
       try {
@@ -650,6 +682,10 @@ export class Execution {
                 ],
               );
               scope?.afterCommit();
+              // Registered before this live operation settles: a cancel that stopped the
+              // execution meanwhile runs the compensations once in-flight work settled.
+              if (compensate)
+                this.compensations.set(seq, { kind: "tx", run: (tx) => compensate(value, tx) });
               return value;
             })()),
           retry,
@@ -672,8 +708,6 @@ export class Execution {
         throw err;
       }
     });
-    if (compensate) this.compensations.set(seq, { kind: "tx", run: (tx) => compensate(value, tx) });
-    return value;
   }
 
   private async sleepFor(ms: number): Promise<void> {

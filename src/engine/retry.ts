@@ -1,5 +1,6 @@
 import { NonRetryableError, StepTimeoutError, ValidationError } from "../errors.js";
 import { toMillis, type Duration } from "../duration.js";
+import { delay, startTimeout, type Timer } from "../timers.js";
 
 export interface RetryPolicy {
   /** Total attempts including the first (default 3). 1 = no retries. */
@@ -48,8 +49,6 @@ export interface AttemptInfo {
   signal: AbortSignal;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
-
 /** Runs one attempt, rejecting with StepTimeoutError (and aborting the signal) after `timeoutMs`. */
 async function attemptWithTimeout<T>(
   name: string,
@@ -59,9 +58,9 @@ async function attemptWithTimeout<T>(
 ): Promise<T> {
   const ctrl = new AbortController();
   if (timeoutMs === undefined) return fn({ attempt, signal: ctrl.signal });
-  let timer: NodeJS.Timeout | undefined;
+  let timer: Timer | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
+    timer = startTimeout(() => {
       const err = new StepTimeoutError(name, timeoutMs);
       ctrl.abort(err);
       reject(err);
@@ -70,7 +69,7 @@ async function attemptWithTimeout<T>(
   try {
     return await Promise.race([Promise.resolve().then(() => fn({ attempt, signal: ctrl.signal })), timeout]);
   } finally {
-    clearTimeout(timer);
+    timer?.clear();
   }
 }
 
@@ -87,7 +86,7 @@ export async function runWithRetry<T>(
       return await attemptWithTimeout(name, fn, attempt, timeoutMs);
     } catch (err) {
       if (err instanceof NonRetryableError || isFatal(err) || attempt >= policy.maxAttempts) throw err;
-      await sleep(retryDelay(policy, attempt));
+      await delay(retryDelay(policy, attempt));
     }
   }
 }

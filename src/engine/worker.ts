@@ -10,6 +10,7 @@ import type { Wakeup, Wakeups } from "../wakeups/wakeups.js";
 import { Execution, type ExecutionHost, type SegmentEnd } from "./execution.js";
 import { BackgroundLoops } from "./background.js";
 import { DatabaseOutage } from "./outage.js";
+import { delay, startInterval, startTimeout, type Timer } from "../timers.js";
 
 export interface WorkerConfig {
   id: string;
@@ -42,9 +43,9 @@ export class Worker implements ExecutionHost {
   stopping = false;
   private readonly running = new Map<string, Execution>();
   private readonly parked = new Map<string, Execution>(); // LRU by insertion order
-  private readonly localTimers = new Map<string, NodeJS.Timeout>();
-  private pollTimer: NodeJS.Timeout | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private readonly localTimers = new Map<string, Timer>();
+  private pollTimer: Timer | undefined;
+  private heartbeatTimer: Timer | undefined;
   private readonly background: BackgroundLoops;
   /** Backoff while the database is away; shared with the background loops. */
   private readonly outage: DatabaseOutage;
@@ -121,13 +122,13 @@ export class Worker implements ExecutionHost {
       void this.poll();
       void this.background.tick();
     });
-    this.heartbeatTimer = setInterval(
+    this.heartbeatTimer = startInterval(
       () => void this.heartbeat(),
       Math.max(50, Math.floor(this.leaseMs / 3)),
     );
     // Polling fallback: claim runnable actors, and deliver to waiting actors of our types
     // whose wakeup was lost (every worker sweeps for its own types: pools may be split).
-    this.pollTimer = setInterval(() => void this.poll(), this.cfg.pollMs);
+    this.pollTimer = startInterval(() => void this.poll(), this.cfg.pollMs);
     this.background.start();
     this.kick();
   }
@@ -153,19 +154,19 @@ export class Worker implements ExecutionHost {
   /** Graceful: stop claiming, let running segments finish (up to shutdownMs), hand back the rest. */
   async stop(): Promise<void> {
     this.stopping = true;
-    clearInterval(this.pollTimer);
-    for (const t of this.localTimers.values()) clearTimeout(t);
+    this.pollTimer?.clear();
+    for (const t of this.localTimers.values()) t.clear();
     this.localTimers.clear();
     await this.background.stop();
     await Promise.allSettled([this.claimLoop, this.deliveryLoop]);
-    const deadline = new Promise<void>((r) => setTimeout(r, this.cfg.shutdownMs).unref());
+    const deadline = delay(this.cfg.shutdownMs);
     await Promise.race([Promise.allSettled([...this.segments]), deadline]);
     for (const exec of this.running.values()) {
       await this.storage.actors.release(exec.fence).catch(() => {});
     }
     this.running.clear();
     this.parked.clear();
-    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer?.clear();
     await this.storage.actors.clearSticky(this.cfg.id).catch(() => {});
     await this.storage.locks.removeWorker(this.cfg.id).catch(() => {});
   }
@@ -507,22 +508,24 @@ export class Worker implements ExecutionHost {
       ) {
         await this.storage.lifecycle.beginCompensation(fence, this.leaseMs, error ?? null, exec.drainLocal());
       }
-      const failedCompensations = await exec.runCompensations();
+      await exec.runCompensations();
+      // From the table, not this run alone: a resumed compensation may have settled some before.
+      const records = await this.storage.lifecycle.records(exec.id, exec.generation);
+      const failed = records.filter((r) => r.status === "failed").map((r) => r.name);
+      const skipped = records.filter((r) => r.status === "skipped").map((r) => r.name);
+      const note =
+        (failed.length ? ` (compensations that failed: ${failed.join(", ")})` : "") +
+        (skipped.length ? ` (compensations that never ran: ${skipped.join(", ")})` : "");
       this.dropRunning(exec);
       if (cancelled) {
-        await this.storage.lifecycle.finishCancelled(fence, row.cancelReason, exec.drainLocal());
+        await this.storage.lifecycle.finishCancelled(fence, row.cancelReason, exec.drainLocal(), note);
         this.wakeups.publish([{ kind: "finished", key: exec.id }]);
         this.cfg.emit("actor:cancelled", { actorId: exec.id, reason: row.cancelReason });
         this.kick();
         return;
       }
       const base = error ?? row.error ?? { name: "Error", message: "actor failed" };
-      const recorded = failedCompensations.length
-        ? {
-            ...base,
-            message: `${base.message} (compensations that failed: ${failedCompensations.join(", ")})`,
-          }
-        : base;
+      const recorded = note ? { ...base, message: base.message + note } : base;
       await this.finishWith(exec, { status: "failed", error: recorded });
     } catch (err) {
       this.dropRunning(exec);
@@ -566,8 +569,8 @@ export class Worker implements ExecutionHost {
   private armLocalTimer(actorId: string, seq: number, until: Date): void {
     const delay = until.getTime() - Date.now();
     if (delay > LOCAL_TIMER_WINDOW_MS) return;
-    clearTimeout(this.localTimers.get(actorId));
-    const t = setTimeout(
+    this.localTimers.get(actorId)?.clear();
+    const t = startTimeout(
       () => {
         this.localTimers.delete(actorId);
         void this.fireLocal(actorId, seq);

@@ -6,6 +6,7 @@ import { TroupeError, ValidationError } from "../errors.js";
 import type { Logger } from "../options.js";
 import type { OutboxEntry, OutboxStore } from "./outbox-store.js";
 import { SinkError, type OutboxSink } from "./sink.js";
+import { startInterval, startTimeout, type Timer } from "../timers.js";
 
 export { httpSink, type HttpSinkOptions } from "./http-sink.js";
 export { SinkError, type OutboxSink, type SendInfo } from "./sink.js";
@@ -171,10 +172,12 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       this.unlisten?.();
       this.wake?.();
       if (!this.loop) return;
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), this.o.stopMs)));
+      let timer: Timer | undefined;
+      const timedOut = new Promise<"timeout">(
+        (r) => (timer = startTimeout(() => r("timeout"), this.o.stopMs)),
+      );
       const outcome = await Promise.race([this.loop.then(() => "done" as const), timedOut]);
-      clearTimeout(timer);
+      timer?.clear();
       if (outcome === "timeout") {
         this.log("warn", "outbox relay: sends still in flight at stop; aborting them", {
           relay: this.id,
@@ -230,9 +233,9 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
   private pause(ms: number, pokeable: boolean): Promise<void> {
     if (this.stopRequested || (pokeable && this.poked)) return Promise.resolve();
     return new Promise<void>((done) => {
-      const timer = setTimeout(finish, ms);
+      const timer = startTimeout(finish, ms);
       function finish() {
-        clearTimeout(timer);
+        timer.clear();
         done();
       }
       this.wake = () => {
@@ -244,7 +247,7 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
   private async sendBatch(batch: OutboxEntry[]): Promise<void> {
     for (const e of batch) this.inFlight.add(e.outboxId);
     // Keep the claim alive while sends run, so a slow sink is not mistaken for a dead relay.
-    const heartbeat = setInterval(
+    const heartbeat = startInterval(
       () => {
         this.store.touch(this.id, [...this.inFlight]).catch((err: unknown) =>
           this.log("warn", "outbox relay could not refresh its claims", {
@@ -276,7 +279,7 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
       });
       await Promise.all(lanes);
     } finally {
-      clearInterval(heartbeat);
+      heartbeat.clear();
     }
   }
 

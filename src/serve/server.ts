@@ -8,6 +8,7 @@ import type { OutboxRelay } from "../outbox/relay.js";
 import type { Troupe } from "../troupe.js";
 import { IngestError, readEvent } from "./ingest.js";
 import { STATUS_BY_CODE, errorBody } from "./http-errors.js";
+import { startTimeout, type Timer } from "../timers.js";
 
 export interface ServerOptions {
   troupe: Troupe;
@@ -106,9 +107,9 @@ export class TroupeServer {
       if (this.server.listening) {
         const closed = new Promise<void>((r) => this.server.close(() => r()));
         this.server.closeIdleConnections();
-        const timer = setTimeout(() => this.server.closeAllConnections(), this.shutdownMs);
+        const timer = startTimeout(() => this.server.closeAllConnections(), this.shutdownMs);
         await closed;
-        clearTimeout(timer);
+        timer.clear();
       }
       await this.relay?.stop();
     })();
@@ -163,11 +164,11 @@ export class TroupeServer {
   private async ready(): Promise<Reply> {
     const relay = this.relay ? { outboxRelay: this.relay.running ? "running" : "stopped" } : {};
     if (this.stopping) return { status: 503, body: { status: "stopping", ...relay } };
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Timer | undefined;
     try {
       const ping = this.troupe._storage.db.query("SELECT 1");
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${this.readyMs} ms`)), this.readyMs);
+        timer = startTimeout(() => reject(new Error(`no answer within ${this.readyMs} ms`)), this.readyMs);
       });
       await Promise.race([ping, timeout]);
       return { status: 200, body: { status: "ok", database: "ok", ...relay } };
@@ -177,7 +178,7 @@ export class TroupeServer {
         body: { status: "unavailable", database: err instanceof Error ? err.message : String(err), ...relay },
       };
     } finally {
-      clearTimeout(timer);
+      timer?.clear();
     }
   }
 

@@ -2,7 +2,7 @@ import { LockLostError, type RecordedError } from "../errors.js";
 import type { ActorStore } from "./actor-store.js";
 import { MS, type StoreContext } from "./context.js";
 import type { SqlClient } from "./database.js";
-import type { ActorStatus, Fence, JournalEntry } from "./rows.js";
+import type { ActorStatus, CompensationOutcome, CompensationRecord, Fence, JournalEntry } from "./rows.js";
 
 export interface PendingCompensation {
   seq: number;
@@ -59,6 +59,26 @@ export class LifecycleStore {
     return rows.map((r) => ({ seq: Number(r.seq), name: r.name }));
   }
 
+  /** Every compensation of the current generation, in the order its steps ran. */
+  async records(actorId: string, generation: number): Promise<CompensationRecord[]> {
+    const { rows } = await this.c.db.query<{
+      name: string;
+      status: CompensationRecord["status"];
+      error: RecordedError | null;
+      done_at: Date | null;
+    }>(
+      this.c.sql(`SELECT name, status, error, done_at FROM {schema}.compensations
+                   WHERE actor_id = $1 AND generation = $2 ORDER BY seq`),
+      [actorId, generation],
+    );
+    return rows.map((r) => ({
+      name: r.name,
+      status: r.status,
+      ...(r.error ? { error: r.error } : {}),
+      ...(r.done_at ? { settledAt: r.done_at } : {}),
+    }));
+  }
+
   async hasPending(actorId: string, generation: number): Promise<boolean> {
     return (await this.pending(actorId, generation)).length > 0;
   }
@@ -82,13 +102,14 @@ export class LifecycleStore {
     });
   }
 
-  /** Marks one compensation done or failed (fenced): a done compensation never runs again. */
+  /** Marks one compensation done, failed or skipped (fenced): a settled compensation never runs again. */
   async settleCompensation(
     fence: Fence,
     leaseMs: number,
     generation: number,
     seq: number,
-    ok: boolean,
+    outcome: CompensationOutcome,
+    error: RecordedError | null = null,
     client: SqlClient = this.c.db,
   ): Promise<void> {
     const { rows } = await client.query(
@@ -96,10 +117,19 @@ export class LifecycleStore {
         WITH f AS (
           UPDATE {schema}.actors SET updated_at = now(), lease_expires_at = now() + ${MS("$5")}
            WHERE id = $1 AND lease_version = $2 AND lease_owner = $3 RETURNING id)
-        UPDATE {schema}.compensations c SET status = $6, done_at = now()
+        UPDATE {schema}.compensations c SET status = $6, error = $8::jsonb, done_at = now()
           FROM f WHERE c.actor_id = f.id AND c.generation = $4 AND c.seq = $7 AND c.status = 'pending'
         RETURNING 1`),
-      [fence.actorId, fence.leaseVersion, fence.worker, generation, leaseMs, ok ? "done" : "failed", seq],
+      [
+        fence.actorId,
+        fence.leaseVersion,
+        fence.worker,
+        generation,
+        leaseMs,
+        outcome,
+        seq,
+        error ? JSON.stringify(error) : null,
+      ],
     );
     if (rows.length === 0) throw new LockLostError(fence.actorId);
   }
@@ -125,7 +155,7 @@ export class LifecycleStore {
       );
       if (!proof.rows[0]) throw new LockLostError(fence.actorId);
       await fn(tx);
-      await this.settleCompensation(fence, leaseMs, generation, seq, true, tx);
+      await this.settleCompensation(fence, leaseMs, generation, seq, "done", null, tx);
     });
   }
 
@@ -192,14 +222,21 @@ export class LifecycleStore {
     fence: Fence,
     reason: string | null,
     entries: readonly JournalEntry[],
+    note = "",
   ): Promise<void> {
     await this.c.db.transaction(async (tx) => {
       await this.actors.fenceAndInsert(tx, fence, entries, 0);
-      await this.finishCancelledInTx(tx, fence.actorId, reason);
+      await this.finishCancelledInTx(tx, fence.actorId, reason, note);
     });
   }
 
-  private async finishCancelledInTx(tx: SqlClient, id: string, reason: string | null): Promise<void> {
+  /** `note`: appended to the recorded message, e.g. which compensations failed or never ran. */
+  private async finishCancelledInTx(
+    tx: SqlClient,
+    id: string,
+    reason: string | null,
+    note = "",
+  ): Promise<void> {
     await tx.query(
       this.c.sql(`UPDATE {schema}.actors
                      SET status = 'cancelled', error = $2::jsonb, finished_at = now(), updated_at = now(),
@@ -208,7 +245,11 @@ export class LifecycleStore {
                    WHERE id = $1`),
       [
         id,
-        JSON.stringify({ name: "ActorCancelledError", code: "CANCELLED", message: reason ?? "cancelled" }),
+        JSON.stringify({
+          name: "ActorCancelledError",
+          code: "CANCELLED",
+          message: (reason ?? "cancelled") + note,
+        }),
       ],
     );
     await this.clearWaits(tx, id);

@@ -18,13 +18,19 @@ let cached: Promise<Migration[]> | undefined;
 export function loadMigrations(): Promise<Migration[]> {
   cached ??= (async () => {
     const files = (await readdir(MIGRATIONS_DIR)).filter((f) => /^\d{4}_.+\.sql$/.test(f)).sort();
-    return Promise.all(
+    const migrations = await Promise.all(
       files.map(async (file) => ({
         version: Number(file.slice(0, 4)),
         name: file.slice(5, -4),
         sql: await readFile(MIGRATIONS_DIR + file, "utf8"),
       })),
     );
+    // Two files with one number (branches merged side by side) would fail every start on the
+    // ledger's primary key, far from the cause: refuse them here, by name.
+    const clash = migrations.find((m, i) => i > 0 && migrations[i - 1]!.version === m.version);
+    if (clash)
+      throw new Error(`two migrations are numbered ${clash.version}: renumber one (${MIGRATIONS_DIR})`);
+    return migrations;
   })();
   return cached;
 }

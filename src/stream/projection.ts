@@ -16,6 +16,7 @@ import { checkName } from "../names.js";
 import type { Storage } from "../storage/storage.js";
 import { DEFAULT_READ_LIMIT, checkGrace, checkLimit, readStream, type StreamEvent } from "./event-stream.js";
 import { STREAM_START, parsePosition, type StreamPosition } from "./position.js";
+import { startTimeout } from "../timers.js";
 
 export interface BatchInfo {
   /** The projection's name. */
@@ -151,11 +152,11 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const done = () => {
-      clearTimeout(timer);
+      timer.clear();
       signal?.removeEventListener("abort", done);
       resolve();
     };
-    const timer = setTimeout(done, ms);
+    const timer = startTimeout(done, ms);
     signal?.addEventListener("abort", done, { once: true });
   });
 }
