@@ -51,6 +51,11 @@ export class Worker implements ExecutionHost {
   private deliveryLoop: Promise<void> | undefined;
   /** Slots promised to claims in flight and to claimed actors not yet running: concurrency is a hard limit. */
   private reserved = 0;
+  /**
+   * A wakeup (actor or channel) found no free slot while some were only reserved: act on it
+   * when the reservation returns, since the claim holding them may not have seen it.
+   */
+  private turnedAway = false;
   private readonly starting = new Set<string>();
   private readonly claimingIds = new Set<string>();
   private claimAgain = false;
@@ -204,6 +209,7 @@ export class Worker implements ExecutionHost {
         // short. Keep the sources until a round delivers nothing (or a slot frees), not the sweep.
         if (n > 0) for (const src of batch) this.dirtySources.add(src);
       }
+      if (this.dirtySources.size > 0) this.turnedAway = true;
     } finally {
       this.delivering = false;
     }
@@ -212,8 +218,10 @@ export class Worker implements ExecutionHost {
   /** A running execution parked or ended: claim more work and resume deliveries held back by capacity. */
   private slotFreed(): void {
     if (this.stopping) return;
-    this.kick();
+    // Deliveries first: a claim round reserves every free slot while its query runs, so one
+    // started first would turn the deliveries away every time (and they it, the next round).
     if (this.dirtySources.size > 0 && !this.delivering) this.deliveryLoop = this.drainDirtySources();
+    this.kick();
   }
 
   /**
@@ -224,7 +232,8 @@ export class Worker implements ExecutionHost {
   async deliver(sources: readonly string[], stickyOnly: boolean): Promise<number> {
     const free = this.free();
     if (free <= 0 || this.stopping) return 0;
-    this.reserved += free;
+    let held = free;
+    this.reserved += held;
     try {
       const delivered = await this.storage.channels.deliver(
         sources,
@@ -234,7 +243,8 @@ export class Worker implements ExecutionHost {
         stickyOnly,
         this.types,
       );
-      this.reserved -= free;
+      this.unreserve(held);
+      held = 0;
       this.stats.deliveries += delivered.length;
       for (const d of delivered) this.launch(d.row, d.entry);
       await this.cfg.debugPoint("deliver:done", {
@@ -244,7 +254,7 @@ export class Worker implements ExecutionHost {
       });
       return delivered.length;
     } catch (err) {
-      this.reserved -= free;
+      this.unreserve(held); // once: a failure after the delivery (a debug point) must not return them twice
       this.cfg.log("warn", "delivery failed; the sweep will retry", { error: String(err) });
       return 0;
     }
@@ -282,6 +292,15 @@ export class Worker implements ExecutionHost {
     }
   }
 
+  /** Gives reserved slots back; wakeups turned away meanwhile get their turn now. */
+  private unreserve(n: number): void {
+    this.reserved -= n;
+    if (n > 0 && this.turnedAway && this.free() > 0) {
+      this.turnedAway = false;
+      queueMicrotask(() => this.slotFreed());
+    }
+  }
+
   private free(): number {
     return this.cfg.concurrency - this.running.size - this.starting.size - this.reserved;
   }
@@ -308,13 +327,16 @@ export class Worker implements ExecutionHost {
         do {
           this.claimAgain = false;
           const free = this.free();
-          if (free <= 0) break;
+          if (free <= 0) {
+            this.turnedAway = true;
+            break;
+          }
           this.reserved += free;
           let rows: ActorRow[];
           try {
             rows = await this.storage.actors.claimRunnable(this.cfg.id, this.leaseMs, free, this.types);
           } finally {
-            this.reserved -= free;
+            this.unreserve(free);
           }
           for (const row of rows) this.launch(row);
           if (rows.length === free) this.claimAgain = true; // there may be more
@@ -328,15 +350,21 @@ export class Worker implements ExecutionHost {
   }
 
   private async claimOne(id: string): Promise<void> {
-    if (this.running.has(id) || this.starting.has(id) || this.claimingIds.has(id) || this.free() <= 0) return;
+    if (this.running.has(id) || this.starting.has(id) || this.claimingIds.has(id)) return;
+    if (this.free() <= 0) {
+      this.turnedAway = true; // the claim round that runs once slots return finds it
+      return;
+    }
     this.claimingIds.add(id);
-    this.reserved++;
+    let held = 1;
+    this.reserved += held;
     try {
       const row = await this.storage.actors.claim(id, this.cfg.id, this.leaseMs, this.types);
-      this.reserved--;
+      this.unreserve(held);
+      held = 0;
       if (row) this.launch(row);
     } catch (err) {
-      this.reserved--;
+      this.unreserve(held);
       this.cfg.log("warn", "claiming actor failed", { actorId: id, error: String(err) });
     } finally {
       this.claimingIds.delete(id);
