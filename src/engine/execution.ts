@@ -395,7 +395,17 @@ export class Execution {
    */
   private async recorded(seq: number, kind: string, name: string): Promise<JournalEntry | null> {
     if (this.state === "abandoned") return forever();
-    const e = await this.reader.take(seq);
+    let e: JournalEntry | null;
+    try {
+      e = await this.reader.take(seq);
+    } catch (err) {
+      // The journal could not be read (the database is briefly away): stop and replay later,
+      // rather than hand the error to actor code, which would fail the actor (and, replaying
+      // to compensate, leave the compensations not yet re-registered unrun).
+      if (!isTransientDatabaseError(err)) throw err;
+      this.end({ kind: "abandoned", reason: "transient" });
+      return forever();
+    }
     if (!e && (this.mode === "compensate" || this.cancelAtJournalEnd)) {
       this.end({ kind: this.mode === "compensate" ? "compensate" : "cancel" });
       return forever();
