@@ -55,7 +55,8 @@ export class Worker implements ExecutionHost {
    * A wakeup (actor or channel) found no free slot while some were only reserved: act on it
    * when the reservation returns, since the claim holding them may not have seen it.
    */
-  private turnedAway = false;
+  private claimTurnedAway = false;
+  private deliveryTurnedAway = false;
   private readonly starting = new Set<string>();
   private readonly claimingIds = new Set<string>();
   private claimAgain = false;
@@ -209,7 +210,7 @@ export class Worker implements ExecutionHost {
         // short. Keep the sources until a round delivers nothing (or a slot frees), not the sweep.
         if (n > 0) for (const src of batch) this.dirtySources.add(src);
       }
-      if (this.dirtySources.size > 0) this.turnedAway = true;
+      if (this.dirtySources.size > 0 && this.reserved > 0) this.deliveryTurnedAway = true;
     } finally {
       this.delivering = false;
     }
@@ -218,10 +219,8 @@ export class Worker implements ExecutionHost {
   /** A running execution parked or ended: claim more work and resume deliveries held back by capacity. */
   private slotFreed(): void {
     if (this.stopping) return;
-    // Deliveries first: a claim round reserves every free slot while its query runs, so one
-    // started first would turn the deliveries away every time (and they it, the next round).
-    if (this.dirtySources.size > 0 && !this.delivering) this.deliveryLoop = this.drainDirtySources();
     this.kick();
+    if (this.dirtySources.size > 0 && !this.delivering) this.deliveryLoop = this.drainDirtySources();
   }
 
   /**
@@ -295,10 +294,19 @@ export class Worker implements ExecutionHost {
   /** Gives reserved slots back; wakeups turned away meanwhile get their turn now. */
   private unreserve(n: number): void {
     this.reserved -= n;
-    if (n > 0 && this.turnedAway && this.free() > 0) {
-      this.turnedAway = false;
-      queueMicrotask(() => this.slotFreed());
-    }
+    if (n <= 0 || this.free() <= 0 || !(this.claimTurnedAway || this.deliveryTurnedAway)) return;
+    queueMicrotask(() => {
+      if (this.stopping) return;
+      // Deliveries first: a claim round reserves every free slot while its query runs.
+      if (this.deliveryTurnedAway && !this.delivering) {
+        this.deliveryTurnedAway = false;
+        if (this.dirtySources.size > 0) this.deliveryLoop = this.drainDirtySources();
+      }
+      if (this.claimTurnedAway) {
+        this.claimTurnedAway = false;
+        this.kick();
+      }
+    });
   }
 
   private free(): number {
@@ -327,10 +335,7 @@ export class Worker implements ExecutionHost {
         do {
           this.claimAgain = false;
           const free = this.free();
-          if (free <= 0) {
-            this.turnedAway = true;
-            break;
-          }
+          if (free <= 0) break;
           this.reserved += free;
           let rows: ActorRow[];
           try {
@@ -352,7 +357,7 @@ export class Worker implements ExecutionHost {
   private async claimOne(id: string): Promise<void> {
     if (this.running.has(id) || this.starting.has(id) || this.claimingIds.has(id)) return;
     if (this.free() <= 0) {
-      this.turnedAway = true; // the claim round that runs once slots return finds it
+      if (this.reserved > 0) this.claimTurnedAway = true; // a claim round once they return finds it
       return;
     }
     this.claimingIds.add(id);
