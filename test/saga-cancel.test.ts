@@ -163,4 +163,36 @@ describe("cancelling a saga runs every compensation", () => {
       ],
     );
   });
+
+  test("a journal read that fails during the compensation-mode replay does not skip compensations", async () => {
+    await t.start();
+    const id = "journal-read-fails";
+    undone.set(id, []);
+    const ref = await t.spawn(longSaga, {}, { id });
+    await eventually(async () => (await t.get(id))?.status === "waiting", "waiting", 30_000);
+    const journal = t._storage.journal as unknown as { page: (...a: unknown[]) => Promise<unknown> };
+    const page = journal.page.bind(journal);
+    let failed = false;
+    journal.page = async (...a) => {
+      if (a[0] === id && !failed) {
+        failed = true; // once: the connection dropped
+        throw Object.assign(new Error("terminating connection due to administrator command"), {
+          code: "57P01",
+        });
+      }
+      return page(...a);
+    };
+    try {
+      await ref.cancel("customer left");
+      await eventually(async () => (await t.get(id))?.status === "cancelled", "cancelled", 30_000);
+    } finally {
+      journal.page = page;
+    }
+    assert.ok(failed, "the replay's journal read failed once");
+    assert.deepEqual(undone.get(id), expected);
+    assert.deepEqual(
+      await compensationRows(t, id),
+      Array.from({ length: STEPS }, (_, i) => `reserve-${i}=done`),
+    );
+  });
 });

@@ -409,8 +409,9 @@ export class Execution {
     try {
       e = await this.reader.take(seq);
     } catch (err) {
-      // The journal could not be read (database away): replay later rather than hand actor
-      // code an error it would otherwise take for the operation's outcome.
+      // The journal could not be read (the database is briefly away): stop and replay later,
+      // rather than hand the error to actor code, which would fail the actor (and, replaying
+      // to compensate, leave the compensations not yet re-registered unrun).
       if (!isTransientDatabaseError(err)) throw err;
       this.end({ kind: "abandoned", reason: "transient" });
       return forever();

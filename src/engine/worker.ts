@@ -54,6 +54,12 @@ export class Worker implements ExecutionHost {
   private deliveryLoop: Promise<void> | undefined;
   /** Slots promised to claims in flight and to claimed actors not yet running: concurrency is a hard limit. */
   private reserved = 0;
+  /**
+   * A wakeup (actor or channel) found no free slot while some were only reserved: act on it
+   * when the reservation returns, since the claim holding them may not have seen it.
+   */
+  private claimTurnedAway = false;
+  private deliveryTurnedAway = false;
   private readonly starting = new Set<string>();
   private readonly claimingIds = new Set<string>();
   private claimAgain = false;
@@ -235,6 +241,7 @@ export class Worker implements ExecutionHost {
         // short. Keep the sources until a round delivers nothing (or a slot frees), not the sweep.
         if (n > 0) for (const src of batch) this.dirtySources.add(src);
       }
+      if (this.dirtySources.size > 0 && this.reserved > 0) this.deliveryTurnedAway = true;
     } finally {
       this.delivering = false;
     }
@@ -255,7 +262,8 @@ export class Worker implements ExecutionHost {
   async deliver(sources: readonly string[], stickyOnly: boolean): Promise<number> {
     const free = this.free();
     if (free <= 0 || this.stopping || this.outage.backingOff) return 0; // the sweep after recovery delivers
-    this.reserved += free;
+    let held = free;
+    this.reserved += held;
     try {
       const delivered = await this.storage.channels.deliver(
         sources,
@@ -265,7 +273,8 @@ export class Worker implements ExecutionHost {
         stickyOnly,
         this.types,
       );
-      this.reserved -= free;
+      this.unreserve(held);
+      held = 0;
       this.outage.succeeded();
       this.stats.deliveries += delivered.length;
       for (const d of delivered) this.launch(d.row, d.entry);
@@ -276,7 +285,7 @@ export class Worker implements ExecutionHost {
       });
       return delivered.length;
     } catch (err) {
-      this.reserved -= free;
+      this.unreserve(held); // once: a failure after the delivery (a debug point) must not return them twice
       this.dbFailed(err, "delivery", "delivery failed; the sweep will retry");
       return 0;
     }
@@ -314,6 +323,24 @@ export class Worker implements ExecutionHost {
     }
   }
 
+  /** Gives reserved slots back; wakeups turned away meanwhile get their turn now. */
+  private unreserve(n: number): void {
+    this.reserved -= n;
+    if (n <= 0 || this.free() <= 0 || !(this.claimTurnedAway || this.deliveryTurnedAway)) return;
+    queueMicrotask(() => {
+      if (this.stopping) return;
+      // Deliveries first: a claim round reserves every free slot while its query runs.
+      if (this.deliveryTurnedAway && !this.delivering) {
+        this.deliveryTurnedAway = false;
+        if (this.dirtySources.size > 0) this.deliveryLoop = this.drainDirtySources();
+      }
+      if (this.claimTurnedAway) {
+        this.claimTurnedAway = false;
+        this.kick();
+      }
+    });
+  }
+
   private free(): number {
     return this.cfg.concurrency - this.running.size - this.starting.size - this.reserved;
   }
@@ -347,7 +374,7 @@ export class Worker implements ExecutionHost {
             rows = await this.storage.actors.claimRunnable(this.cfg.id, this.leaseMs, free, this.types);
             this.outage.succeeded();
           } finally {
-            this.reserved -= free;
+            this.unreserve(free);
           }
           for (const row of rows) this.launch(row);
           if (rows.length === free) this.claimAgain = true; // there may be more
@@ -361,16 +388,22 @@ export class Worker implements ExecutionHost {
   }
 
   private async claimOne(id: string): Promise<void> {
-    if (this.running.has(id) || this.starting.has(id) || this.claimingIds.has(id) || this.free() <= 0) return;
+    if (this.running.has(id) || this.starting.has(id) || this.claimingIds.has(id)) return;
     if (this.outage.backingOff) return; // recovery claims every runnable actor
+    if (this.free() <= 0) {
+      if (this.reserved > 0) this.claimTurnedAway = true; // a claim round once they return finds it
+      return;
+    }
     this.claimingIds.add(id);
-    this.reserved++;
+    let held = 1;
+    this.reserved += held;
     try {
       const row = await this.storage.actors.claim(id, this.cfg.id, this.leaseMs, this.types);
-      this.reserved--;
+      this.unreserve(held);
+      held = 0;
       if (row) this.launch(row);
     } catch (err) {
-      this.reserved--;
+      this.unreserve(held);
       this.dbFailed(err, "claim", "claiming actor failed", { actorId: id });
     } finally {
       this.claimingIds.delete(id);
