@@ -685,8 +685,7 @@ export class Execution {
               scope?.afterCommit();
               // Registered before this live operation settles: a cancel that stopped the
               // execution meanwhile runs the compensations once in-flight work settled.
-              if (compensate)
-                this.compensations.set(seq, { kind: "tx", run: (tx) => compensate(value, tx) });
+              if (compensate) this.compensations.set(seq, { kind: "tx", run: (tx) => compensate(value, tx) });
               return value;
             })()),
           retry,
