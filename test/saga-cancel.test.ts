@@ -97,12 +97,16 @@ describe("cancelling a saga runs every compensation", () => {
     const id = "delivered";
     undone.set(id, []);
     await t.spawn(longSaga, {}, { id });
-    await t.spawn(longSaga, {}, { id: "evicts-it" }); // maxCachedExecutions 1: "delivered" replays
+    await eventually(async () => (await t.get(id))?.status === "waiting", "waiting", 30_000);
+    // Parked after it (not beside it, or whichever parks last stays cached): with
+    // maxCachedExecutions 1 this evicts "delivered", so the delivery below replays it.
+    await t.spawn(longSaga, {}, { id: "evicts-it" });
     await eventually(
-      async () => (await t.get(id))?.status === "waiting" && (await t.get("evicts-it"))?.status === "waiting",
-      "both waiting",
+      async () => (await t.get("evicts-it"))?.status === "waiting",
+      "evicts-it waiting",
       30_000,
     );
+    await eventually(() => t.workerStats()?.parked === 1, "only evicts-it cached", 30_000);
     await t.send(id, "go", 1);
     await eventually(() => (passes.get(id) ?? 0) >= 2, "the replay is under way", 30_000);
     await t.cancel(id, "mid-replay");
