@@ -18,17 +18,33 @@ import { PgProxy } from "./proxy.js";
 import { addRound, roundReport, summary, type Totals } from "./report.js";
 import { runRound } from "./round.js";
 
-const { values } = parseArgs({
-  options: {
-    rounds: { type: "string" },
-    seed: { type: "string" },
-    first: { type: "string", default: "0" },
-    short: { type: "boolean", default: false },
-    keep: { type: "boolean", default: false },
-    verbose: { type: "boolean", default: false },
-    faults: { type: "string" },
-  },
-});
+const USAGE = `usage: npm run chaos -- [--rounds 100] [--seed S] [--first R] [--short] [--keep] [--verbose]
+                      [--faults kind,kind,…]   (see docs/reliability.md)`;
+
+function parseCommandLine() {
+  try {
+    return parseArgs({ options: OPTIONS });
+  } catch (err) {
+    console.error(`chaos: ${(err as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const OPTIONS = {
+  rounds: { type: "string" },
+  seed: { type: "string" },
+  first: { type: "string", default: "0" },
+  short: { type: "boolean", default: false },
+  keep: { type: "boolean", default: false },
+  verbose: { type: "boolean", default: false },
+  faults: { type: "string" },
+  help: { type: "boolean", default: false },
+} as const;
+const { values } = parseCommandLine();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const faultKinds = values.faults?.split(",").map((k) => k.trim()) as FaultKind[] | undefined;
 for (const k of faultKinds ?? [])
   if (!ALL_FAULT_KINDS.includes(k)) {
