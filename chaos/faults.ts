@@ -8,7 +8,7 @@
 import type { PrivatePostgres, PrivateRedis } from "../test/support/servers.js";
 import type { Fleet } from "./fleet.js";
 import { int, prng } from "./plan.js";
-import type { PgProxy } from "./proxy.js";
+import type { PgProxy } from "../test/support/proxy.js";
 
 /** The campaign's faults (the default set). */
 export const FAULT_KINDS = [
