@@ -15,8 +15,10 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { Troupe, actor } from "../src/index.js";
-import { eventually, freshSchema, needsPostgres } from "./helpers.js";
+import pgLib from "pg";
+import { DatabaseUnavailableError, Troupe, actor } from "../src/index.js";
+import { PgDatabase } from "../src/storage/pg-database.js";
+import { PG_URL, eventually, freshSchema, needsPostgres } from "./helpers.js";
 import { PgProxy } from "./support/proxy.js";
 import { startPrivatePostgres, type PrivatePostgres } from "./support/servers.js";
 
@@ -167,5 +169,45 @@ describe("half-open connections", { skip: needsPostgres }, () => {
       "SELECT count(*)::int AS n, count(DISTINCT (publisher, n))::int AS d FROM public.ho_ticks",
     );
     assert.deepEqual(ticks[0], { n: PAIRS * MESSAGES, d: PAIRS * MESSAGES }, "every tick committed once");
+  });
+});
+
+describe("statement limits on a user's pg.Pool", { skip: needsPostgres }, () => {
+  test("a statement past statementTimeout is DatabaseUnavailableError and its client is dropped; transactions set the idle limit", async () => {
+    const pool = new pgLib.Pool({ connectionString: PG_URL, max: 2 });
+    const db = new PgDatabase(pool, { statementTimeoutMs: 200, idleInTransactionTimeoutMs: 4321 });
+    try {
+      await db.query("SELECT 1");
+      const before = pool.totalCount;
+      let err: unknown;
+      try {
+        await db.query("SELECT pg_sleep(3)");
+      } catch (e) {
+        err = e;
+      }
+      assert.ok(err instanceof DatabaseUnavailableError, `got ${String(err)}`);
+      assert.match(err.message, /statementTimeout/);
+      assert.equal(pool.totalCount, before - 1, "the timed-out client left the pool");
+      // Inside a transaction too; the transaction is given up, the client destroyed.
+      let txErr: unknown;
+      try {
+        await db.transaction((tx) => tx.query("SELECT pg_sleep(3)"));
+      } catch (e) {
+        txErr = e;
+      }
+      assert.ok(txErr instanceof DatabaseUnavailableError, `got ${String(txErr)}`);
+      const shown = await db.transaction((tx) =>
+        tx.query<{ v: string }>("SELECT current_setting('idle_in_transaction_session_timeout') AS v"),
+      );
+      assert.equal(shown.rows[0]!.v, "4321ms");
+      // SET LOCAL: the session keeps the server's setting outside troupe's transactions.
+      const outside = await db.query<{ v: string }>(
+        "SELECT current_setting('idle_in_transaction_session_timeout') AS v",
+      );
+      assert.notEqual(outside.rows[0]!.v, "4321ms");
+    } finally {
+      await db.close();
+      await pool.end();
+    }
   });
 });
