@@ -8,7 +8,7 @@ import { check } from "./checker.js";
 import { faultSchedule, inject, type FaultKind } from "./faults.js";
 import { Fleet, type Crash } from "./fleet.js";
 import { expectedDeliveries, roundPlan, trafficWindowMs } from "./plan.js";
-import type { PgProxy } from "./proxy.js";
+import type { PgProxy } from "../test/support/proxy.js";
 import { SIDE_TABLES, isConnectionError } from "./side.js";
 
 export interface RoundOptions {

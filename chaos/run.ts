@@ -14,7 +14,7 @@
 import { parseArgs } from "node:util";
 import { startPrivatePostgres, startPrivateRedis } from "../test/support/servers.js";
 import { ALL_FAULT_KINDS, type FaultKind } from "./faults.js";
-import { PgProxy } from "./proxy.js";
+import { PgProxy } from "../test/support/proxy.js";
 import { addRound, roundReport, summary, type Totals } from "./report.js";
 import { runRound } from "./round.js";
 

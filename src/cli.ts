@@ -250,6 +250,9 @@ async function main(argv: string[]): Promise<number> {
     ...(values.schema ? { schema: values.schema } : {}),
     worker: false,
     migrate: command === "migrate" || command === "serve",
+    // A deploy step an operator watches: a migration rewriting a large table may take longer
+    // than any statement limit meant to catch half-open connections.
+    ...(command === "migrate" ? { statementTimeout: false as const } : {}),
   });
   const print = (v: unknown, human: () => string) =>
     process.stdout.write((values.json ? JSON.stringify(v, null, 2) : human()) + "\n");

@@ -48,6 +48,18 @@ export interface TroupeOptions {
    * that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
    */
   preparedStatements?: boolean;
+  /**
+   * Longest troupe waits for the database to answer one statement on its connections — its
+   * own and the user SQL of `tx.query`/`tx.exec` inside `ctx.transaction` (default: the
+   * lease, at least "30s"; `false`: no limit). Past it the connection is taken for broken
+   * (half-open: gone silent without a reset), destroyed, and the call fails with the
+   * retryable DatabaseUnavailableError: an actor's execution is abandoned and replayed
+   * after its lease, never journaled with that outcome. Each of troupe's transactions
+   * also sets `idle_in_transaction_session_timeout` to max(3 × lease, 2 × this), so the
+   * server rolls back a transaction whose client vanished and frees its locks. Must be at
+   * least "100ms" and at most 2^31-1 ms (~24.8 days). Only for PostgreSQL (not PGlite).
+   */
+  statementTimeout?: Duration | false;
   /** Suspended executions kept in memory to resume without replay (default 10,000). */
   maxCachedExecutions?: number;
   /** How long stop() waits for running actors before handing them back (default "10s"). */
@@ -117,6 +129,10 @@ export interface ResolvedOptions {
   maxPayloadBytes: number;
   poolSize: number;
   preparedStatements: boolean;
+  /** 0: no client-side limit. */
+  statementTimeoutMs: number;
+  /** idle_in_transaction_session_timeout for troupe's transactions. */
+  idleInTransactionMs: number;
   maxParked: number;
   shutdownMs: number;
   messageRetentionMs: number;
@@ -130,9 +146,25 @@ function positiveInt(v: unknown, what: string, dflt: number): number {
   return v;
 }
 
+/** setTimeout's limit: node-postgres's query_timeout is a timer. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function statementTimeout(v: unknown, leaseMs: number): number {
+  if (v === false) return 0;
+  if (v === undefined) return Math.min(MAX_TIMER_MS, Math.max(leaseMs, 30_000));
+  if (typeof v !== "number" && typeof v !== "string")
+    throw new ValidationError('statementTimeout must be a duration (e.g. "30s") or false');
+  const ms = toMillis(v, "statementTimeout");
+  if (ms < 100) throw new ValidationError("statementTimeout must be at least 100ms (or false for no limit)");
+  if (ms > MAX_TIMER_MS)
+    throw new ValidationError(`statementTimeout must be at most ${MAX_TIMER_MS}ms (~24.8 days)`);
+  return ms;
+}
+
 export function resolveOptions(o: TroupeOptions): ResolvedOptions {
   const leaseMs = toMillis(o.lease ?? "30s", "lease");
   if (leaseMs < 100) throw new ValidationError("lease must be at least 100ms");
+  const statementTimeoutMs = statementTimeout(o.statementTimeout, leaseMs);
   const pollMs = toMillis(o.pollInterval ?? "1s", "pollInterval");
   if (pollMs < 10) throw new ValidationError("pollInterval must be at least 10ms");
   return {
@@ -144,6 +176,8 @@ export function resolveOptions(o: TroupeOptions): ResolvedOptions {
     maxPayloadBytes: positiveInt(o.maxPayloadBytes, "maxPayloadBytes", 1024 * 1024),
     poolSize: positiveInt(o.poolSize, "poolSize", 10),
     preparedStatements: o.preparedStatements ?? true,
+    statementTimeoutMs,
+    idleInTransactionMs: Math.min(MAX_TIMER_MS, Math.max(3 * leaseMs, 2 * statementTimeoutMs)),
     maxParked: positiveInt(o.maxCachedExecutions, "maxCachedExecutions", 10_000),
     shutdownMs: toMillis(o.shutdownTimeout ?? "10s", "shutdownTimeout"),
     messageRetentionMs: toMillis(o.messageRetention ?? "7d", "messageRetention"),

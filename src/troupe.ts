@@ -242,6 +242,8 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       db = new PgDatabase(choice.source, {
         poolSize: this.opts.poolSize,
         preparedStatements: this.opts.preparedStatements,
+        statementTimeoutMs: this.opts.statementTimeoutMs,
+        idleInTransactionTimeoutMs: this.opts.idleInTransactionMs,
         onError: (e) => this.log("warn", "database connection error", { error: e.message }),
       });
       scope = `${typeof choice.source === "string" ? choice.source : "pool"}|${this.opts.schema}`;

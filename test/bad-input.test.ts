@@ -313,6 +313,12 @@ describe("bad input gets a typed error and changes nothing", () => {
       ["actors 42", { actors: 42 }],
       ['logger "loud"', { logger: "loud" }],
       ['preparedStatements "no"', { preparedStatements: "no" }],
+      ['statementTimeout "50ms"', { statementTimeout: "50ms" }],
+      ["statementTimeout 0", { statementTimeout: 0 }],
+      ["statementTimeout -1", { statementTimeout: -1 }],
+      ["statementTimeout true", { statementTimeout: true }],
+      ['statementTimeout "soon"', { statementTimeout: "soon" }],
+      ["statementTimeout 2^31", { statementTimeout: 2 ** 31 }],
     ];
     const wrong: string[] = [];
     for (const [what, o] of cases) {

@@ -68,6 +68,7 @@ describe("database errors are classified", () => {
       Object.assign(new Error("connection failure"), { code: "08006" }),
       new Error("Connection terminated unexpectedly"),
       new Error("timeout exceeded when trying to connect"),
+      new Error("Query read timeout"), // no reply within statementTimeout (a half-open connection)
     ];
     for (const e of connection) assert.ok(isConnectionError(e), e.message);
     const statement = [

@@ -24,9 +24,13 @@ function connectionState(code: string): boolean {
   );
 }
 
-/** node-postgres and pg-pool messages for a dead or unobtainable connection (they carry no code). */
+/**
+ * node-postgres and pg-pool messages for a dead or unobtainable connection (they carry no
+ * code). "Query read timeout": no reply within the client-side statement limit (a
+ * half-open connection); the client is destroyed, the statement's outcome is unknown.
+ */
 const CONNECTION_MESSAGES =
-  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i;
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout/i;
 
 /**
  * True for an error that says the database connection failed, not the statement: the same

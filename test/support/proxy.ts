@@ -3,7 +3,9 @@
  * connection: stop forwarding in both directions without closing either side, so the
  * client sees a half-open connection (pg-boss `halfOpenProxy` style) — its statements
  * neither answer nor fail. After the hole's duration both sockets are destroyed (the
- * partition ends with a reset), so a client with no timeouts of its own is not stuck forever.
+ * partition ends with a reset), so a client with no timeouts of its own is not stuck forever —
+ * unless asked to leave it half-open for good (`blackhole(…, forever)`, `holeAll()`).
+ * Used by the chaos campaign (chaos/) and by test/half-open.test.ts.
  */
 import { createServer, connect, type Server, type Socket } from "node:net";
 
@@ -77,6 +79,20 @@ export class PgProxy {
     pair.client.destroy();
     pair.server.destroy();
     return true;
+  }
+
+  /**
+   * Leaves every connection open right now half-open for good (until resetHoles() or
+   * stop()); connections made later are forwarded as usual. Returns how many.
+   */
+  holeAll(): number {
+    let n = 0;
+    for (const p of this.pairs)
+      if (!p.holed) {
+        p.holed = true;
+        n++;
+      }
+    return n;
   }
 
   /** Ends every half-open connection left by `blackhole(…, forever)`. */
