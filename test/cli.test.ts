@@ -5,17 +5,14 @@
  * then every command reads or changes that database.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { actor, channel, NonRetryableError, type Troupe } from "../src/index.js";
 import { dropSchema, eventually, freshSchema, PG_URL, testTroupe } from "./helpers.js";
-
-const REPO = fileURLToPath(new URL("../", import.meta.url));
+import { runNode, type NodeRun } from "./support/run-node.js";
 
 const Wake = channel<{ go: boolean }>("cli-wake");
 const order = actor(
@@ -34,11 +31,7 @@ const broken = actor("broken", async (ctx) => {
   });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = NodeRun;
 
 describe("troupe CLI", () => {
   const schema = freshSchema("cli");
@@ -49,24 +42,7 @@ describe("troupe CLI", () => {
 
   /** Runs the CLI on the test database; --json output is parsed by `json()`. */
   function cli(args: string[], conn: string[] = connection): Promise<Run> {
-    const env = { ...process.env };
-    // Only what the test passes: no database or Redis from the environment.
-    delete env.TROUPE_DATABASE_URL;
-    delete env.DATABASE_URL;
-    delete env.REDIS_URL;
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", ...args, ...conn], {
-        cwd: REPO,
-        env,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-      child.on("error", reject);
-      child.on("close", (code) => resolve({ code, stdout, stderr }));
-    });
+    return runNode(["src/cli.ts", ...args, ...conn]); // no database or Redis from the environment
   }
 
   async function json<T = unknown>(args: string[]): Promise<T> {

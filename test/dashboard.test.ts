@@ -16,6 +16,7 @@ import { startDashboard, type Dashboard } from "../src/dashboard/index.js";
 import { PAGE_HTML, PAGE_SCRIPT } from "../src/dashboard/page.js";
 import { runPage, type FakeElement } from "./fixtures/dash-dom.js";
 import { dropSchema, eventually, freshSchema, PG_URL, testTroupe } from "./helpers.js";
+import { runNode, type NodeRun } from "./support/run-node.js";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
 
@@ -663,20 +664,8 @@ describe("troupe dashboard (CLI)", () => {
     return e;
   }
 
-  function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", ...args], {
-        cwd: REPO,
-        env: env(),
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-      child.on("error", reject);
-      child.on("close", (code) => resolve({ code, stdout, stderr }));
-    });
+  function cli(args: string[]): Promise<NodeRun> {
+    return runNode(["src/cli.ts", ...args], env());
   }
 
   test("bad flag values exit 2 with VALIDATION before the database is opened", async () => {

@@ -16,24 +16,11 @@ import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { DatabaseLockedError, Troupe, TroupeError } from "../src/index.js";
 import { eventually } from "./helpers.js";
+import { runNode } from "./support/run-node.js";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env = { ...process.env };
-  delete env.TROUPE_DATABASE_URL;
-  delete env.DATABASE_URL;
-  delete env.REDIS_URL;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", ...args], { cwd: REPO, env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => runNode(args);
 
 const embedded = (dir: string) => new Troupe({ database: dir, logger: () => {} });
 
