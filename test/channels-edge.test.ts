@@ -276,7 +276,8 @@ describe("message retention", () => {
       await send("e1", finished.id); // to an actor that has finished: nobody will read it
 
       await eventually(async () => (await t1.members("ret-read")).length === 4, "first reads done");
-      assert.equal(await bReader.status(), "waiting");
+      // It joins "ret-read", then registers its next receive: waiting a moment later, not at once.
+      await eventually(async () => (await bReader.status()) === "waiting", "the broadcast reader waiting");
       const claimed = await t1._storage.db.query<{ channel: string }>(
         t1._storage.sql(
           "SELECT channel FROM {schema}.messages WHERE claimed_by IS NOT NULL AND channel IN ('ret-jobs', $1) ORDER BY id",
