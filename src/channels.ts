@@ -1,11 +1,14 @@
-import { TroupeError, ValidationError, registerErrorClass } from "./errors.js";
+import type { ChannelMode } from "./api/types.js";
+import { MessageValidationError, ValidationError } from "./errors.js";
 import { optionsArg } from "./arguments.js";
 import { checkJsonbText, checkName } from "./names.js";
 import { mailbox } from "./storage/mailbox.js";
 
 export { mailbox };
 
-export type ChannelMode = "broadcast" | "competing" | "direct";
+// ChannelMode and these errors live in src/api/; re-exported here for storage/channel-store.ts and engine/.
+export type { ChannelMode };
+export { ChannelModeConflictError, NotSubscribedError } from "./errors.js";
 export const CHANNEL_MODES: readonly ChannelMode[] = ["broadcast", "competing", "direct"];
 
 /** Anything with a `parse` (zod, valibot, arktype …) validates a typed channel's payloads. */
@@ -81,38 +84,6 @@ export interface Message<T = unknown> {
   publishedAt: Date;
 }
 
-/** The payload did not pass the channel's schema. Nothing was written. */
-export class MessageValidationError extends TroupeError {
-  constructor(channelName: string, cause: unknown) {
-    super(
-      "INVALID_MESSAGE",
-      `message for channel "${channelName}" failed its schema: ${cause instanceof Error ? cause.message : String(cause)}`,
-      { cause },
-    );
-  }
-}
-
-/** Subscribing with a mode other than the channel's. */
-export class ChannelModeConflictError extends TroupeError {
-  constructor(
-    readonly channelName: string,
-    readonly existing: ChannelMode,
-    readonly requested: ChannelMode,
-  ) {
-    super(
-      "CHANNEL_MODE_CONFLICT",
-      `channel "${channelName}" is a ${existing} channel; it cannot be used as ${requested}`,
-    );
-  }
-}
-
-/** receive() on a channel the actor has not subscribed to. */
-export class NotSubscribedError extends TroupeError {
-  constructor(channelName: string) {
-    super("NOT_SUBSCRIBED", `receive on "${channelName}" without a subscription: call ctx.subscribe first`);
-  }
-}
-
 // Channel names become part of direct mailbox keys (storage/mailbox.ts); keep room for the id.
 const MAX_CHANNEL = 200;
 
@@ -182,7 +153,3 @@ export function checkMetadata(m: unknown): Record<string, unknown> {
 export function sourceOf(channelName: string, mode: ChannelMode, actorId: string): string {
   return mode === "direct" ? mailbox(channelName, actorId) : channelName;
 }
-
-registerErrorClass("INVALID_MESSAGE", MessageValidationError);
-registerErrorClass("CHANNEL_MODE_CONFLICT", ChannelModeConflictError);
-registerErrorClass("NOT_SUBSCRIBED", NotSubscribedError);

@@ -4,18 +4,21 @@ export {
   type SpawnOptions,
   type SendOptions,
   type TroupeEvents,
+  type TroupeStats,
+  type ScheduleInfo,
+  type ScheduleOptions,
 } from "./troupe.js";
-export {
-  channel,
-  ChannelModeConflictError,
-  MessageValidationError,
-  NotSubscribedError,
-  type Channel,
-  type ChannelLike,
-  type ChannelMode,
-  type Message,
-  type Schema,
-} from "./channels.js";
+export type {
+  ActorInfo,
+  ActorStatus,
+  ChannelMode,
+  CompensationOutcome,
+  CompensationRecord,
+  DatabaseLockHolder,
+  ListFilter,
+  RecordedError,
+} from "./api/types.js";
+export { channel, type Channel, type ChannelLike, type Message, type Schema } from "./channels.js";
 export { actor, type ActorDefinition, type ActorFn, type ActorOptions } from "./actor.js";
 export type {
   ActorContext,
@@ -28,37 +31,41 @@ export type {
   MessageWriter,
 } from "./engine/context.js";
 export type { AttemptInfo, RetryPolicy } from "./engine/retry.js";
-export { ActorRef, ActorCancelledError, type ActorInfo } from "./ref.js";
-export type { ActorStatus, CompensationOutcome, CompensationRecord } from "./storage/rows.js";
-export type { ListFilter } from "./storage/list-query.js";
+export { ActorRef } from "./ref.js";
 export type { TroupeOptions, Logger, LogLevel } from "./options.js";
 export type { Duration } from "./duration.js";
 export { asyncLocalContext, type ContextCodec } from "./context-propagation.js";
 export type { Listener } from "./listeners.js";
 export {
   TroupeError,
+  type ErrorCode,
   ValidationError,
   SerializationError,
   PayloadTooLargeError,
+  MessageValidationError,
+  ChannelModeConflictError,
+  NotSubscribedError,
   UnknownActorError,
   NotFoundError,
   DuplicateActorError,
   ActorIdConflictError,
+  NotCancellableError,
+  ActorFailedError,
+  ActorCancelledError,
   TimeoutError,
   StepTimeoutError,
+  NonRetryableError,
+  StepFailedError,
   NonDeterminismError,
   LockLostError,
   SchemaTooNewError,
   SchemaMissingError,
   DatabaseLockedError,
-  type DatabaseLockHolder,
-  NotStartedError,
-  ActorFailedError,
-  NonRetryableError,
-  NotCancellableError,
   DatabaseUnavailableError,
-  type RecordedError,
-} from "./errors.js";
+  NotStartedError,
+  SinkError,
+  IngestError,
+} from "./api/errors.js";
 export type { CloudEvent, CloudEventInput } from "./outbox/cloudevent.js";
 export type { OutboxStore, OutboxEntry, OutboxStatus } from "./outbox/outbox-store.js";
 export {
@@ -68,7 +75,7 @@ export {
   type BackoffOptions,
 } from "./outbox/relay.js";
 export { httpSink, type HttpSinkOptions } from "./outbox/http-sink.js";
-export { SinkError, type OutboxSink, type SendInfo } from "./outbox/sink.js";
+export type { OutboxSink, SendInfo } from "./outbox/sink.js";
 export { createServer, TroupeServer, type ServerOptions } from "./serve/server.js";
 export {
   readStream,

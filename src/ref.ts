@@ -1,30 +1,13 @@
 import { optionsArg } from "./arguments.js";
 import { decode } from "./codec.js";
 import { toMillis, type Duration } from "./duration.js";
-import { ActorFailedError, NotFoundError, TimeoutError, TroupeError, registerErrorClass } from "./errors.js";
+import { ActorCancelledError, ActorFailedError, NotFoundError, TimeoutError } from "./errors.js";
 import type { ChannelLike } from "./channels.js";
-import type { ActorRow, ActorStatus, CompensationRecord } from "./storage/rows.js";
+import type { ActorInfo, ActorStatus } from "./api/types.js";
+import type { ActorRow } from "./storage/rows.js";
 
-/** A snapshot of one actor, as `get()` and `list()` return it. */
-export interface ActorInfo {
-  id: string;
-  actor: string;
-  status: ActorStatus;
-  input: unknown;
-  output?: unknown;
-  error?: { name: string; message: string; code?: string; stack?: string };
-  startedAt: Date;
-  updatedAt: Date;
-  finishedAt?: Date;
-  /** Number of `recur` restarts so far. */
-  generation: number;
-  /**
-   * `get()` only: the saga compensations of the current generation, in the order their steps
-   * ran, each `pending`, `done`, `failed` (it ran and threw) or `skipped` (it never ran: its
-   * step was not reached again on replay). Absent when the actor registered none.
-   */
-  compensations?: CompensationRecord[];
-}
+// ActorInfo lives in src/api/types.ts; re-exported for troupe.ts, which imports it from here.
+export type { ActorInfo };
 
 export function actorInfo(row: ActorRow): ActorInfo {
   const info: ActorInfo = {
@@ -54,15 +37,6 @@ export interface RefHost {
     opts?: { metadata?: Record<string, unknown>; idempotencyKey?: string },
   ): Promise<{ id: string }>;
   cancel(id: string, reason?: string): Promise<void>;
-}
-
-export class ActorCancelledError extends TroupeError {
-  constructor(
-    readonly actorId: string,
-    readonly reason: string | null,
-  ) {
-    super("CANCELLED", `actor "${actorId}" was cancelled${reason ? `: ${reason}` : ""}`);
-  }
 }
 
 /** A handle on one actor instance, usable from any process sharing the database. */
@@ -118,5 +92,3 @@ export class ActorRef<O = unknown> {
     }
   }
 }
-
-registerErrorClass("CANCELLED", ActorCancelledError);

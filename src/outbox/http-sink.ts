@@ -1,7 +1,7 @@
 import { toMillis, type Duration } from "../duration.js";
-import { ValidationError } from "../errors.js";
+import { SinkError, ValidationError } from "../errors.js";
 import { binaryBody, binaryHeaders, type CloudEvent } from "./cloudevent.js";
-import { SinkError, type OutboxSink } from "./sink.js";
+import type { OutboxSink } from "./sink.js";
 
 export interface HttpSinkOptions {
   /** http:// or https:// endpoint receiving a POST per event. */

@@ -2,14 +2,15 @@ import { EventEmitter } from "eventemitter3";
 import { hostname } from "node:os";
 import { nanoid } from "nanoid";
 import { toMillis, type Duration } from "../duration.js";
-import { TroupeError, ValidationError } from "../errors.js";
+import { NotStartedError, SinkError, ValidationError } from "../errors.js";
 import type { Logger } from "../options.js";
 import type { OutboxEntry, OutboxStore } from "./outbox-store.js";
-import { SinkError, type OutboxSink } from "./sink.js";
+import type { OutboxSink } from "./sink.js";
 import { startInterval, startTimeout, type Timer } from "../timers.js";
 
 export { httpSink, type HttpSinkOptions } from "./http-sink.js";
-export { SinkError, type OutboxSink, type SendInfo } from "./sink.js";
+export { SinkError } from "../errors.js";
+export type { OutboxSink, SendInfo } from "./sink.js";
 
 export interface BackoffOptions {
   /** Delay before the second attempt (default "1s"). */
@@ -150,7 +151,7 @@ export class OutboxRelay extends EventEmitter<OutboxRelayEvents> {
 
   /** Starts the loop (idempotent). The outbox table must exist (Troupe.start migrates it). */
   start(): void {
-    if (this.stopping) throw new TroupeError("NOT_STARTED", "this OutboxRelay was stopped; create a new one");
+    if (this.stopping) throw new NotStartedError("this OutboxRelay", { stopped: true });
     if (this.loop) return;
     this.unlisten = this.store.onEmitted(() => this.poke());
     this.loop = this.run();

@@ -1,4 +1,3 @@
-import { TroupeError } from "../errors.js";
 import type { CloudEvent } from "./cloudevent.js";
 
 /** What a sink learns about the send besides the event. */
@@ -17,20 +16,4 @@ export interface SendInfo {
  */
 export interface OutboxSink {
   send(event: CloudEvent, info: SendInfo): Promise<void>;
-}
-
-/** A failed send, with hints for the relay. */
-export class SinkError extends TroupeError {
-  readonly permanent: boolean;
-  readonly retryAfterMs: number | undefined;
-  readonly status: number | undefined;
-  constructor(
-    message: string,
-    opts: { permanent?: boolean; retryAfterMs?: number; status?: number; cause?: unknown } = {},
-  ) {
-    super("SINK_FAILED", message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.permanent = opts.permanent ?? false;
-    this.retryAfterMs = opts.retryAfterMs;
-    this.status = opts.status;
-  }
 }

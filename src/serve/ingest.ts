@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { checkChannelName } from "../channels.js";
-import { TroupeError } from "../errors.js";
+import { IngestError } from "../errors.js";
 import { checkName } from "../names.js";
 import {
   CORE_ATTRIBUTES,
@@ -16,16 +16,6 @@ import {
  * checks it. Every rejection is an IngestError with a stable code and a reason a sender
  * can act on.
  */
-
-export class IngestError extends TroupeError {
-  constructor(
-    code: string,
-    message: string,
-    readonly status = 400,
-  ) {
-    super(code, message);
-  }
-}
 
 /** A received event: its context attributes (strings, booleans, integers) and its data. */
 export interface IngestedEvent {
@@ -63,12 +53,11 @@ export function readEvent(headers: IncomingHttpHeaders, body: Buffer): IngestedE
     throw new IngestError(
       "BATCH_NOT_SUPPORTED",
       "batched CloudEvents are not accepted: send one event per request",
-      415,
     );
   if (mt === "application/cloudevents+json") return structured(body);
   if (headers["ce-specversion"] !== undefined) return binary(headers, contentType, body);
   if (mt?.startsWith("application/cloudevents"))
-    throw new IngestError("UNSUPPORTED_MEDIA_TYPE", `event format "${mt}" is not supported: use JSON`, 415);
+    throw new IngestError("UNSUPPORTED_MEDIA_TYPE", `event format "${mt}" is not supported: use JSON`);
   throw new IngestError(
     "NOT_A_CLOUDEVENT",
     "not a CloudEvent: send binary mode (ce-specversion, ce-id, ce-source, ce-type headers and the data as body) " +

@@ -2,11 +2,11 @@ import { timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { toMillis, type Duration } from "../duration.js";
-import { TroupeError, ValidationError } from "../errors.js";
+import { IngestError, NotStartedError, TroupeError, ValidationError } from "../errors.js";
 import type { Logger } from "../options.js";
 import type { OutboxRelay } from "../outbox/relay.js";
 import type { Troupe } from "../troupe.js";
-import { IngestError, readEvent } from "./ingest.js";
+import { readEvent } from "./ingest.js";
 import { STATUS_BY_CODE, errorBody } from "./http-errors.js";
 import { startTimeout, type Timer } from "../timers.js";
 
@@ -78,8 +78,7 @@ export class TroupeServer {
 
   /** Listens (and starts the relay). Resolves with the bound address. Idempotent. */
   start(): Promise<{ host: string; port: number; url: string }> {
-    if (this.stopping)
-      return Promise.reject(new TroupeError("NOT_STARTED", "this server was stopped; create a new one"));
+    if (this.stopping) return Promise.reject(new NotStartedError("this server", { stopped: true }));
     this.starting ??= new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.server.once("error", onError);

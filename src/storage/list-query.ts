@@ -1,19 +1,10 @@
 import { ValidationError } from "../errors.js";
 import { checkTime } from "../arguments.js";
 import { checkJsonbText, checkName } from "../names.js";
-import type { ActorStatus } from "./rows.js";
+import type { ActorStatus, ListFilter } from "../api/types.js";
 
-export interface ListFilter {
-  status?: ActorStatus | ActorStatus[];
-  actor?: string;
-  idContains?: string;
-  startedAfter?: Date;
-  startedBefore?: Date;
-  /** JSON-path equality filters on the input: { "order.customer.id": "c-1", "items.0.sku": "x" }. */
-  input?: Record<string, unknown>;
-  limit?: number;
-  cursor?: string;
-}
+// ListFilter lives in src/api/types.ts; re-exported for actor-store, troupe.ts and the dashboard.
+export type { ListFilter };
 
 const STATUSES: ActorStatus[] = ["running", "waiting", "completed", "failed", "cancelled", "compensating"];
 // A path segment is an identifier-like key or an array index. Values travel as parameters,

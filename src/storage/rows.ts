@@ -1,21 +1,9 @@
 import type { RecordedError } from "../errors.js";
+import type { ActorStatus } from "../api/types.js";
 
-export type ActorStatus = "running" | "waiting" | "completed" | "failed" | "cancelled" | "compensating";
+// Public types live in src/api/types.ts; re-exported for the storage, engine and CLI modules that import them here.
+export type { ActorStatus, CompensationOutcome, CompensationRecord } from "../api/types.js";
 export const ACTIVE_STATUSES: readonly ActorStatus[] = ["running", "waiting", "compensating"];
-/** How a compensation ended: it ran ("done"), ran and failed (retries spent), or never ran ("skipped": no code was registered for it). */
-export type CompensationOutcome = "done" | "failed" | "skipped";
-
-/** One saga compensation as the actor's record shows it (ActorInfo.compensations). */
-export interface CompensationRecord {
-  /** The compensated step's name. */
-  name: string;
-  status: "pending" | CompensationOutcome;
-  /** Why it failed or was skipped. */
-  error?: { name: string; message: string; code?: string };
-  /** When it was settled. */
-  settledAt?: Date;
-}
-
 export const FINISHED_STATUSES: readonly ActorStatus[] = ["completed", "failed", "cancelled"];
 
 /** One actor instance as stored. */
