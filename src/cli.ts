@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { toMillis } from "./duration.js";
-import { TroupeError, ValidationError } from "./errors.js";
+import { NotFoundError, ValidationError } from "./errors.js";
 import { Troupe, type HistoryEntry } from "./troupe.js";
 import type { ActorStatus } from "./storage/rows.js";
 import { OUTBOX_HELP, OUTBOX_OPTIONS, outboxCommand } from "./outbox/outbox-command.js";
@@ -160,11 +160,11 @@ function limitFlag(text: string | undefined): number | undefined {
 }
 
 function parseJson(text: string | undefined, what: string): unknown {
-  if (text === undefined) throw new TroupeError("VALIDATION", `${what} is required`);
+  if (text === undefined) throw new ValidationError(`${what} is required`);
   try {
     return JSON.parse(text);
   } catch {
-    throw new TroupeError("VALIDATION", `${what} must be JSON, got: ${text}`);
+    throw new ValidationError(`${what} must be JSON, got: ${text}`);
   }
 }
 
@@ -274,9 +274,9 @@ async function main(argv: string[]): Promise<number> {
       }
       case "show": {
         const id = args[0];
-        if (!id) throw new TroupeError("VALIDATION", "show needs an actor id");
+        if (!id) throw new ValidationError("show needs an actor id");
         const info = await troupe.get(id);
-        if (!info) throw new TroupeError("NOT_FOUND", `no actor with id "${id}"`);
+        if (!info) throw new NotFoundError(`no actor with id "${id}"`);
         const history: HistoryEntry[] = [];
         for await (const e of troupe.history(id)) history.push(e);
         print({ ...info, history }, () =>
@@ -295,28 +295,28 @@ async function main(argv: string[]): Promise<number> {
       }
       case "send": {
         const [id, ch, json] = args;
-        if (!id || !ch) throw new TroupeError("VALIDATION", "send needs <actorId> <channel> <json>");
+        if (!id || !ch) throw new ValidationError("send needs <actorId> <channel> <json>");
         const r = await troupe.send(id, ch, parseJson(json, "message"));
         print(r, () => `sent message ${r.id}`);
         return 0;
       }
       case "publish": {
         const [ch, json] = args;
-        if (!ch) throw new TroupeError("VALIDATION", "publish needs <channel> <json>");
+        if (!ch) throw new ValidationError("publish needs <channel> <json>");
         const r = await troupe.publish(ch, parseJson(json, "message"));
         print(r, () => `published message ${r.id}`);
         return 0;
       }
       case "cancel": {
         const [id, ...reason] = args;
-        if (!id) throw new TroupeError("VALIDATION", "cancel needs an actor id");
+        if (!id) throw new ValidationError("cancel needs an actor id");
         await troupe.cancel(id, reason.length ? reason.join(" ") : undefined);
         print({ ok: true }, () => `cancel requested for ${id}`);
         return 0;
       }
       case "members": {
         const g = args[0];
-        if (!g) throw new TroupeError("VALIDATION", "members needs a group name");
+        if (!g) throw new ValidationError("members needs a group name");
         const m = await troupe.members(g);
         print(m, () => m.join("\n"));
         return 0;
