@@ -26,15 +26,15 @@ test("ctx.emit: journaled with the effect, replayed without re-emitting, relayed
   const first = db.make({ actors: [orderActor], outbox: relayOpts });
   await first.start();
   await first.spawn(orderActor, { n: 1 }, { id: "o-1" });
-  await eventually(async () => (await first.outbox.counts()).sent === 1, "first event relayed");
+  await eventually(async () => (await first.outboxCounts()).sent === 1, "first event relayed");
   await first.stop(); // the actor is asleep: it will replay on the next troupe
 
   const second = db.make({ actors: [orderActor], outbox: relayOpts });
   await second.start();
   cleanups.push(() => second.stop());
   const out = await second.ref<{ id: string; again: string }>("o-1").result({ timeout: "20s" });
-  await eventually(async () => (await second.outbox.counts()).sent === 2, "second event relayed");
-  assert.deepEqual(await second.outbox.counts(), { pending: 0, processing: 0, sent: 2, dead: 0 });
+  await eventually(async () => (await second.outboxCounts()).sent === 2, "second event relayed");
+  assert.deepEqual(await second.outboxCounts(), { pending: 0, processing: 0, sent: 2, dead: 0 });
   assert.deepEqual(duplicates(sink.delivered), []);
   assert.deepEqual(sink.delivered, [out.id, out.again]);
   const placed = sink.requests[0]!;
@@ -51,7 +51,7 @@ test("ctx.emit: journaled with the effect, replayed without re-emitting, relayed
   );
   // outside actors
   const { id } = await second.emitEvent({ type: "from.outside" });
-  await eventually(async () => (await second.outbox.get(id))?.status === "sent", "outside event relayed");
+  await eventually(async () => (await second.outboxEvent(id))?.status === "sent", "outside event relayed");
   await assert.rejects(() => second.emitEvent({ type: "" }), { code: "VALIDATION" });
 });
 
@@ -71,5 +71,5 @@ test("ctx.emit with bad input fails the actor's call and writes nothing", async 
   cleanups.push(() => t.stop());
   const ref = await t.spawn(bad, {});
   assert.equal(await ref.result({ timeout: "10s" }), "VALIDATION");
-  assert.deepEqual(await t.outbox.counts(), { pending: 0, processing: 0, sent: 0, dead: 0 });
+  assert.deepEqual(await t.outboxCounts(), { pending: 0, processing: 0, sent: 0, dead: 0 });
 });

@@ -9,6 +9,9 @@ import { LockStore } from "./lock-store.js";
 import { OutboxStore } from "../outbox/outbox-store.js";
 import { ScheduleStore } from "./schedule-store.js";
 import { checkSchema, migrate } from "./migrate.js";
+import { ProjectionStore } from "./projection-store.js";
+import { StatsStore } from "./stats-store.js";
+import { StreamStore } from "./stream-store.js";
 import { TimerStore } from "./timer-store.js";
 
 /**
@@ -26,6 +29,9 @@ export class Storage {
   readonly outbox: OutboxStore;
   readonly lifecycle: LifecycleStore;
   readonly schedules: ScheduleStore;
+  readonly stats: StatsStore;
+  readonly stream: StreamStore;
+  readonly projections: ProjectionStore;
   private readonly ctx: StoreContext;
 
   constructor(
@@ -42,6 +48,9 @@ export class Storage {
     this.outbox = new OutboxStore(this.ctx);
     this.lifecycle = new LifecycleStore(this.ctx, this.actors);
     this.schedules = new ScheduleStore(this.ctx);
+    this.stats = new StatsStore(this.ctx);
+    this.stream = new StreamStore(this.ctx);
+    this.projections = new ProjectionStore(this.ctx);
   }
 
   migrate() {
