@@ -25,6 +25,7 @@ import {
   type TroupeOptions,
 } from "./options.js";
 import { ContextPropagation } from "./context-propagation.js";
+import { openDatabase, openWakeups } from "./client/connect.js";
 import { ActorLifecycle, type SpawnOptions } from "./client/lifecycle.js";
 import type { ClientContext } from "./client/context.js";
 import { FinishedWaiters } from "./client/finished-waiters.js";
@@ -50,7 +51,6 @@ import {
 } from "./stream/projection.js";
 import { Listeners, type Listener } from "./listeners.js";
 import { ActorRef, type ActorInfo } from "./ref.js";
-import type { Database } from "./storage/database.js";
 import {
   DEFAULT_SOURCE,
   type OutboxEntry,
@@ -59,13 +59,9 @@ import {
 } from "./outbox/outbox-store.js";
 import { prepareEvent, type CloudEventInput } from "./outbox/cloudevent.js";
 import { OutboxRelay, type OutboxRelayOptions } from "./outbox/relay.js";
-import { PgDatabase } from "./storage/pg-database.js";
-import { PGliteDatabase } from "./storage/pglite-database.js";
 import type { ListFilter } from "./storage/list-query.js";
 import { LOCK_NS } from "./storage/sql.js";
 import { Storage } from "./storage/storage.js";
-import { LocalWakeups } from "./wakeups/local-wakeups.js";
-import { RedisWakeups } from "./wakeups/redis-wakeups.js";
 import type { Wakeups } from "./wakeups/wakeups.js";
 
 // The types of Troupe's methods live beside their logic in src/client/; re-exported here
@@ -91,8 +87,6 @@ export interface TroupeEvents {
 const defaultLogger: Logger = (level, msg, fields) => {
   if (level === "warn" || level === "error") console.error(`[troupe] ${level}: ${msg}`, fields ?? "");
 };
-
-let memoryScopes = 0;
 
 /** Options whose mistakes would otherwise surface later, far from their cause. */
 function validateConstructorOptions(o: TroupeOptions): void {
@@ -193,38 +187,11 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   }
 
   private async doStart(): Promise<void> {
-    const choice = chooseDatabase(this.options.database);
-    let db: Database;
-    let scope: string;
-    if (choice.kind === "postgres") {
-      db = new PgDatabase(choice.source, {
-        poolSize: this.opts.poolSize,
-        preparedStatements: this.opts.preparedStatements,
-        statementTimeoutMs: this.opts.statementTimeoutMs,
-        idleInTransactionTimeoutMs: this.opts.idleInTransactionMs,
-        onError: (e) => this.log("warn", "database connection error", { error: e.message }),
-      });
-      scope = `${typeof choice.source === "string" ? choice.source : "pool"}|${this.opts.schema}`;
-    } else {
-      db = await PGliteDatabase.open(choice.dataDir);
-      scope =
-        choice.dataDir === undefined ? `memory-${process.pid}-${++memoryScopes}` : `pglite:${choice.dataDir}`;
-    }
+    const { db, scope } = await openDatabase(this.options.database, this.opts, this.log);
     this.storage = new Storage(db, this.opts.schema);
     if (this.opts.migrate) await this.storage.migrate();
     else await this.storage.checkSchema();
-
-    const onError = (e: Error) =>
-      this.log("warn", "wakeup transport error (polling covers it)", { error: e.message });
-    // Redis topic: schema name for people reading MONITOR, installation id so that two
-    // databases sharing a Redis (and a schema name) never hear each other.
-    this.wakeups = this.options.redis
-      ? new RedisWakeups(
-          this.options.redis,
-          `${this.opts.schema}:${await this.storage.installationId()}`,
-          onError,
-        )
-      : new LocalWakeups(scope);
+    this.wakeups = await openWakeups(this.options.redis, this.storage, scope, this.log);
     const listeners = new Listeners(this.storage, this.wakeups, (e) =>
       this.log("warn", "a listener failed", { error: String(e) }),
     );
@@ -605,7 +572,11 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     return this.worker?.snapshot() ?? null;
   }
 
-  /** The storage layer, for tests and tools (not part of the stable API). */
+  /**
+   * The storage layer (not part of the API).
+   * @deprecated Tests reach storage through test/support/internals.ts (src/internal/), tools
+   * through Troupe's methods; this getter goes once its last callers moved.
+   */
   get _storage(): Storage {
     return this.requireStorage("_storage");
   }

@@ -70,7 +70,10 @@ export class Storage {
     return rows[0].id;
   }
 
-  /** Raw SQL bound to the schema, for tests and tools. */
+  /**
+   * Raw SQL bound to the schema: for src/internal/ (the tests' door) only. Code outside
+   * storage/ asks a store for an operation instead (as `db`, this goes once no caller is left).
+   */
   sql(text: string): string {
     return this.ctx.sql(text);
   }
