@@ -565,6 +565,14 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   }
 
   /**
+   * One round trip to the database (SELECT 1): resolves when it answers, rejects with the
+   * driver's error when it does not (NotStartedError before start). For readiness probes.
+   */
+  async ping(): Promise<void> {
+    await this.requireStorage("ping").ping();
+  }
+
+  /**
    * This worker's counters: executions started by replay vs resumed in memory, deliveries,
    * completions, and what it holds now. For monitoring; null before start.
    */

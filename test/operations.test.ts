@@ -149,6 +149,17 @@ const typist = actor("typist", async (ctx: ActorContext) => {
   return "ok";
 });
 
+describe("ping", () => {
+  test("answers while started; NOT_STARTED before start and after stop", async () => {
+    const t = testTroupe({ worker: false });
+    await assert.rejects(t.ping(), { code: "NOT_STARTED" });
+    await t.start();
+    await t.ping();
+    await t.stop();
+    await assert.rejects(t.ping(), { code: "NOT_STARTED" });
+  });
+});
+
 describe("listeners and non-durable channels", () => {
   const t = testTroupe({ actors: [typist] });
   after(() => t.stop());

@@ -61,6 +61,11 @@ export class Storage {
     return checkSchema(this.db, this.schema);
   }
 
+  /** One round trip (SELECT 1): resolves when the database answers. */
+  async ping(): Promise<void> {
+    await this.db.query("SELECT 1");
+  }
+
   /** The random id made once per installation (database + schema): scopes shared transports. */
   async installationId(): Promise<string> {
     const { rows } = await this.db.query<{ id: string }>(
