@@ -1,8 +1,8 @@
 import { EventEmitter } from "eventemitter3";
 import { hostname } from "node:os";
 import { nanoid } from "nanoid";
-import { checkActorDefinition, type ActorDefinition } from "./actor.js";
-import { checkTime, optionsArg } from "./arguments.js";
+import type { ActorDefinition } from "./actor.js";
+import { optionsArg } from "./arguments.js";
 import {
   channelName,
   checkMetadata,
@@ -12,19 +12,11 @@ import {
   validatePayload,
   type ChannelLike,
 } from "./channels.js";
-import { decode, encode, jsonText } from "./codec.js";
-import {
-  ActorIdConflictError,
-  NotCancellableError,
-  NotFoundError,
-  NotStartedError,
-  UnknownActorError,
-  ValidationError,
-  type RecordedError,
-} from "./errors.js";
+import { encode } from "./codec.js";
+import { NotStartedError, ValidationError } from "./errors.js";
 import { Worker } from "./engine/worker.js";
 import { mailboxSql } from "./storage/mailbox.js";
-import { checkName, checkText } from "./names.js";
+import { checkName } from "./names.js";
 import {
   chooseDatabase,
   resolveOptions,
@@ -33,6 +25,15 @@ import {
   type TroupeOptions,
 } from "./options.js";
 import { ContextPropagation } from "./context-propagation.js";
+import { openDatabase, openWakeups } from "./client/connect.js";
+import { ActorLifecycle, type SpawnOptions } from "./client/lifecycle.js";
+import type { ClientContext } from "./client/context.js";
+import { FinishedWaiters } from "./client/finished-waiters.js";
+import { listen } from "./client/listening.js";
+import { Queries, type HistoryEntry, type TroupeStats } from "./client/queries.js";
+import { ActorRegistry } from "./client/registry.js";
+import { Schedules, type ScheduleInfo, type ScheduleOptions } from "./client/schedules.js";
+import { bindStorage } from "./internal/storage-access.js";
 import {
   readStream as readEventStream,
   type ReadStreamOptions,
@@ -48,96 +49,30 @@ import {
   type ProjectionOptions,
   type ProjectionProgress,
 } from "./stream/projection.js";
-import { nextCronTime, parseCron } from "./cron.js";
-import { toMillis, type Duration } from "./duration.js";
-import type { ScheduleRow } from "./storage/schedule-store.js";
 import { Listeners, type Listener } from "./listeners.js";
-import { ActorRef, actorInfo, type ActorInfo } from "./ref.js";
-import type { Database } from "./storage/database.js";
-import { DEFAULT_SOURCE, type OutboxStore } from "./outbox/outbox-store.js";
+import { ActorRef, type ActorInfo } from "./ref.js";
+import {
+  DEFAULT_SOURCE,
+  type OutboxEntry,
+  type OutboxStatus,
+  type OutboxStore,
+} from "./outbox/outbox-store.js";
 import { prepareEvent, type CloudEventInput } from "./outbox/cloudevent.js";
-import { OutboxRelay } from "./outbox/relay.js";
-import { PgDatabase } from "./storage/pg-database.js";
-import { PGliteDatabase } from "./storage/pglite-database.js";
+import { OutboxRelay, type OutboxRelayOptions } from "./outbox/relay.js";
 import type { ListFilter } from "./storage/list-query.js";
-import type { ActorRow, ActorStatus } from "./storage/rows.js";
 import { LOCK_NS } from "./storage/sql.js";
 import { Storage } from "./storage/storage.js";
-import { LocalWakeups } from "./wakeups/local-wakeups.js";
-import { RedisWakeups } from "./wakeups/redis-wakeups.js";
 import type { Wakeups } from "./wakeups/wakeups.js";
 
-export interface ScheduleOptions {
-  actor: ActorDefinition | string;
-  input?: unknown;
-  every?: Duration;
-  cron?: string;
-  /** Cap for the adaptive interval (default 16 × every). */
-  maxInterval?: Duration;
-  /** Growth of the interval after a quiet or failed run (default 2). */
-  backoffFactor?: number;
-  /** First run (default: now for intervals, the next cron time for cron). */
-  startAt?: Date;
-}
-
-export interface ScheduleInfo {
-  name: string;
-  actor: string;
-  cron: string | null;
-  everyMs: number | null;
-  currentIntervalMs: number | null;
-  /** null while a run is in progress. */
-  nextRunAt: Date | null;
-  lastRun: string | null;
-  runs: number;
-}
-
-function scheduleInfo(r: ScheduleRow): ScheduleInfo {
-  return {
-    name: r.name,
-    actor: r.actor,
-    cron: r.cron,
-    everyMs: r.everyMs,
-    currentIntervalMs: r.currentIntervalMs,
-    nextRunAt: r.nextRunAt,
-    lastRun: r.lastActorId,
-    runs: r.runs,
-  };
-}
-
-export interface TroupeStats {
-  byStatus: Record<ActorStatus, number>;
-  /** Run time (start to finish) of completed actors in the window; null when none. */
-  durationMs: { p50: number | null; p95: number | null };
-  completed: number;
-  /** Completions per second over the window; null when it cannot be computed. */
-  throughputPerSec: number | null;
-}
-
-/** One journaled operation, as history() yields it. */
-export interface HistoryEntry {
-  /** 0 for the first run, +1 after each recur. */
-  generation: number;
-  seq: number;
-  kind: string;
-  name: string;
-  result?: unknown;
-  error?: RecordedError;
-  at: Date;
-}
+// The types of Troupe's methods live beside their logic in src/client/; re-exported here
+// because they have always been importable from this module.
+export type { HistoryEntry, TroupeStats } from "./client/queries.js";
+export type { SpawnOptions } from "./client/lifecycle.js";
+export type { ScheduleInfo, ScheduleOptions } from "./client/schedules.js";
 
 export interface SendOptions {
   metadata?: Record<string, unknown>;
   /** A repeat with the same key (per channel/mailbox) returns the first message instead of sending again. */
-  idempotencyKey?: string;
-}
-
-export interface SpawnOptions {
-  /** The actor's id (default: a random id). Spawning an existing id returns that actor. */
-  id?: string;
-  /** At most one active (running/waiting/compensating) actor may hold a uniqueKey. */
-  uniqueKey?: string;
-  /** A repeat spawn with the same key returns the first actor (whatever id it was given). */
   idempotencyKey?: string;
 }
 
@@ -152,8 +87,6 @@ export interface TroupeEvents {
 const defaultLogger: Logger = (level, msg, fields) => {
   if (level === "warn" || level === "error") console.error(`[troupe] ${level}: ${msg}`, fields ?? "");
 };
-
-let memoryScopes = 0;
 
 /** Options whose mistakes would otherwise surface later, far from their cause. */
 function validateConstructorOptions(o: TroupeOptions): void {
@@ -195,7 +128,11 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   private stopping: Promise<void> | undefined;
   private readonly propagation: ContextPropagation;
   private messageListeners: Listeners | undefined;
-  private readonly finishedWaiters = new Map<string, Set<() => void>>();
+  private readonly finished = new FinishedWaiters();
+  private readonly actors: ActorRegistry;
+  private readonly lifecycle: ActorLifecycle;
+  private readonly queries: Queries;
+  private readonly scheduling: Schedules;
 
   constructor(private readonly options: TroupeOptions = {}) {
     super();
@@ -209,17 +146,32 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     chooseDatabase(options.database); // validate now: bad input fails at construction
     this.log = options.logger ?? defaultLogger;
     this.workerId = options.workerId ?? `${hostname()}-${process.pid}-${nanoid(6)}`;
+    this.actors = new ActorRegistry(this.registry);
+    const client = this.clientContext();
+    this.lifecycle = new ActorLifecycle(client, (id) => this.ref(id));
+    this.queries = new Queries(client);
+    this.scheduling = new Schedules(client);
+    bindStorage(this, () => this.requireStorage("storageOf"));
     for (const def of options.actors ?? []) this.register(def);
   }
 
   /** Adds an actor type this worker can run. */
   register(def: ActorDefinition): this {
-    checkActorDefinition(def, "register()");
-    const existing = this.registry.get(def.name);
-    if (existing && existing !== def)
-      throw new ValidationError(`two different actors are named "${def.name}"`);
-    this.registry.set(def.name, def);
+    this.actors.register(def);
     return this;
+  }
+
+  private clientContext(): ClientContext {
+    return {
+      storage: (what) => this.requireStorage(what),
+      wake: (wakeups) => this.wakeups?.publish(wakeups),
+      maxPayloadBytes: this.opts.maxPayloadBytes,
+      propagation: this.propagation,
+      actors: this.actors,
+      cancelled: (actorId, reason) => {
+        this.emit("actor:cancelled", { actorId, reason });
+      },
+    };
   }
 
   /** Opens storage, migrates (unless migrate: false), connects wakeups and starts the worker. Idempotent. */
@@ -235,38 +187,11 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   }
 
   private async doStart(): Promise<void> {
-    const choice = chooseDatabase(this.options.database);
-    let db: Database;
-    let scope: string;
-    if (choice.kind === "postgres") {
-      db = new PgDatabase(choice.source, {
-        poolSize: this.opts.poolSize,
-        preparedStatements: this.opts.preparedStatements,
-        statementTimeoutMs: this.opts.statementTimeoutMs,
-        idleInTransactionTimeoutMs: this.opts.idleInTransactionMs,
-        onError: (e) => this.log("warn", "database connection error", { error: e.message }),
-      });
-      scope = `${typeof choice.source === "string" ? choice.source : "pool"}|${this.opts.schema}`;
-    } else {
-      db = await PGliteDatabase.open(choice.dataDir);
-      scope =
-        choice.dataDir === undefined ? `memory-${process.pid}-${++memoryScopes}` : `pglite:${choice.dataDir}`;
-    }
+    const { db, scope } = await openDatabase(this.options.database, this.opts, this.log);
     this.storage = new Storage(db, this.opts.schema);
     if (this.opts.migrate) await this.storage.migrate();
     else await this.storage.checkSchema();
-
-    const onError = (e: Error) =>
-      this.log("warn", "wakeup transport error (polling covers it)", { error: e.message });
-    // Redis topic: schema name for people reading MONITOR, installation id so that two
-    // databases sharing a Redis (and a schema name) never hear each other.
-    this.wakeups = this.options.redis
-      ? new RedisWakeups(
-          this.options.redis,
-          `${this.opts.schema}:${await this.storage.installationId()}`,
-          onError,
-        )
-      : new LocalWakeups(scope);
+    this.wakeups = await openWakeups(this.options.redis, this.storage, scope, this.log);
     const listeners = new Listeners(this.storage, this.wakeups, (e) =>
       this.log("warn", "a listener failed", { error: String(e) }),
     );
@@ -330,8 +255,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     this.relay = undefined;
     this.wakeups = undefined;
     this.storage = undefined;
-    for (const set of this.finishedWaiters.values()) for (const w of set) w();
-    this.finishedWaiters.clear();
+    this.finished.release();
   }
 
   private requireStorage(what: string): Storage {
@@ -343,56 +267,29 @@ export class Troupe extends EventEmitter<TroupeEvents> {
    * Creates an actor and makes it runnable. With an `id` that exists already, returns
    * that actor (idempotent); a second active actor with the same `uniqueKey` is refused.
    */
-  async spawn<I, O>(
-    def: ActorDefinition<I, O> | string,
-    input: I,
-    options?: SpawnOptions,
-  ): Promise<ActorRef<O>> {
-    const storage = this.requireStorage("spawn");
-    const opts = optionsArg(options, "spawn options");
-    const resolved = this.resolveActor(def, "spawn()");
-    const id = opts.id === undefined ? nanoid() : checkName(opts.id, "actor id", 255);
-    const uniqueKey = opts.uniqueKey === undefined ? undefined : checkName(opts.uniqueKey, "uniqueKey", 255);
-    const idempotencyKey =
-      opts.idempotencyKey === undefined ? undefined : checkName(opts.idempotencyKey, "idempotencyKey", 255);
-    if (idempotencyKey) {
-      const first = await storage.actors.byIdempotencyKey(idempotencyKey);
-      if (first) return this.ref<O>(first.id);
-    }
-    const bytes = encode(input, { maxBytes: this.opts.maxPayloadBytes, what: "input" });
-    this.registerResolved(resolved); // only once everything is valid: a failing spawn changes nothing
-    const { row, created } = await storage.actors.create({
-      id,
-      actor: resolved.name,
-      input: bytes,
-      inputJson: jsonText(bytes),
-      uniqueKey,
-      idempotencyKey,
-      context: this.propagation.capture(),
-    });
-    if (!created && row.actor !== resolved.name) throw new ActorIdConflictError(row.id, row.actor);
-    if (created) this.wakeups?.publish([{ kind: "actor", key: row.id }]);
-    return this.ref<O>(row.id);
+  spawn<I, O>(def: ActorDefinition<I, O> | string, input: I, options?: SpawnOptions): Promise<ActorRef<O>> {
+    return this.lifecycle.spawn(def, input, options);
   }
 
-  /** The definition `def` names, checked; not registered yet (see registerResolved). */
-  private resolveActor(def: ActorDefinition | string, what: string): ActorDefinition {
-    if (typeof def === "string") {
-      checkName(def, "actor name");
-      const found = this.registry.get(def);
-      if (!found) throw new UnknownActorError(def);
-      return found;
-    }
-    if (typeof def !== "object" || def === null)
-      throw new ValidationError(`${what} expects an actor definition or a registered actor name`);
-    checkActorDefinition(def, what);
-    const found = this.registry.get(def.name);
-    if (found && found !== def) throw new ValidationError(`another actor is registered as "${def.name}"`);
-    return def;
+  /**
+   * Cancels an actor from any process: waits are cleared, compensations run (newest first),
+   * groups are left, status becomes `cancelled` with the reason kept. Cancelling a
+   * cancelled actor is a no-op; a completed or failed one is a NotCancellableError.
+   */
+  cancel(id: string, reason?: string): Promise<void> {
+    return this.lifecycle.cancel(id, reason);
   }
 
-  private registerResolved(def: ActorDefinition): void {
-    if (!this.registry.has(def.name)) this.register(def);
+  private getRow(id: string) {
+    return this.lifecycle.row(id);
+  }
+
+  private waitFinished(id: string, ms: number): Promise<void> {
+    return this.finished.wait(id, ms);
+  }
+
+  private notifyFinished(id: string): void {
+    this.finished.notify(id);
   }
 
   /** A handle on an actor by id (no database access until you use it). */
@@ -542,133 +439,75 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     return this.requireStorage("outbox").outbox;
   }
 
+  /** Events in the outbox by status (all four present). */
+  async outboxCounts(): Promise<Record<OutboxStatus, number>> {
+    return this.requireStorage("outboxCounts").outbox.counts();
+  }
+
+  /** Dead letters, oldest first (at most `limit`, default 100); pass `nextCursor` back for more. */
+  async outboxDeadLetters(options?: {
+    limit?: number;
+    cursor?: string;
+  }): Promise<{ items: OutboxEntry[]; nextCursor?: string }> {
+    return this.requireStorage("outboxDeadLetters").outbox.deadLetters(options);
+  }
+
+  /** One outbox event by its CloudEvent id, with its delivery state; null when unknown. */
+  async outboxEvent(eventId: string): Promise<OutboxEntry | null> {
+    return this.requireStorage("outboxEvent").outbox.get(eventId);
+  }
+
+  /** Dead letters back to pending, attempts reset (by CloudEvent id, or "all"). Returns how many. */
+  async redriveOutbox(eventIds: readonly string[] | "all"): Promise<{ count: number }> {
+    return this.requireStorage("redriveOutbox").outbox.redrive(eventIds);
+  }
+
+  /**
+   * A relay (not started) over this Troupe's own outbox: events emitted in this process wake
+   * it at once, not only at its next poll. The caller starts and stops it. For a relay that
+   * lives and dies with the Troupe, pass the `outbox` option instead.
+   */
+  createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+    return new OutboxRelay(this.requireStorage("createOutboxRelay").outbox, { logger: this.log, ...options });
+  }
+
   /**
    * The actor's journal across all its generations (archived ones first), read from the
    * database a page at a time.
    */
-  async *history(id: string, options?: { pageSize?: number }): AsyncIterable<HistoryEntry> {
-    checkName(id, "actor id", 255);
-    const opts = optionsArg(options, "history options");
-    const pageSize = opts.pageSize === undefined ? 500 : opts.pageSize;
-    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 10_000)
-      throw new ValidationError("pageSize must be an integer from 1 to 10000");
-    const storage = this.requireStorage("history");
-    if (!(await storage.actors.get(id))) throw new NotFoundError(`no actor with id "${id}"`);
-    let after = { generation: -1, seq: -1 };
-    for (;;) {
-      const page = await storage.journal.historyPage(id, after, pageSize);
-      for (const e of page) {
-        const entry: HistoryEntry = {
-          generation: e.generation ?? 0,
-          seq: e.seq,
-          kind: e.kind,
-          name: e.name,
-          at: e.createdAt ?? new Date(0),
-        };
-        if (e.error) entry.error = e.error;
-        else if (e.result) entry.result = decode(e.result);
-        yield entry;
-      }
-      const last = page.at(-1);
-      if (!last || page.length < pageSize) return;
-      after = { generation: last.generation ?? 0, seq: last.seq };
-    }
+  history(id: string, options?: { pageSize?: number }): AsyncIterable<HistoryEntry> {
+    return this.queries.history(id, options);
   }
 
   /**
    * Actors matching `filter` (status, actor name, id substring, started before/after,
    * JSON-path equality on the input), newest first; pass `nextCursor` back for the next page.
    */
-  async list(filter?: ListFilter): Promise<{ items: ActorInfo[]; nextCursor?: string }> {
-    const storage = this.requireStorage("list");
-    const { rows, nextCursor } = await storage.actors.list(optionsArg(filter, "list filter"));
-    return nextCursor ? { items: rows.map(actorInfo), nextCursor } : { items: rows.map(actorInfo) };
+  list(filter?: ListFilter): Promise<{ items: ActorInfo[]; nextCursor?: string }> {
+    return this.queries.list(filter);
   }
 
   /**
    * Counts by status, and for actors that finished in the window (`since`, default all
    * time; optionally one actor type): run durations p50/p95 in ms and completions per second.
    */
-  async stats(options?: { actor?: string; since?: Date }): Promise<TroupeStats> {
-    const storage = this.requireStorage("stats");
-    const filter = optionsArg(options, "stats filter");
-    if (filter.actor !== undefined) checkName(filter.actor, "actor name");
-    if (filter.since !== undefined) checkTime(filter.since, "since");
-    const params = [filter.actor ?? null, filter.since ?? null];
-    const { rows } = await storage.db.query<{ status: ActorStatus; n: number }>(
-      storage.sql(`SELECT status, count(*)::int AS n FROM {schema}.actors
-                    WHERE ($1::text IS NULL OR actor = $1) AND ($2::timestamptz IS NULL OR updated_at >= $2)
-                    GROUP BY status`),
-      params,
-    );
-    const byStatus = Object.fromEntries(
-      ["running", "waiting", "completed", "failed", "cancelled", "compensating"].map((st) => [st, 0]),
-    ) as Record<ActorStatus, number>;
-    for (const r of rows) byStatus[r.status] = Number(r.n);
-    const { rows: d } = await storage.db.query<{
-      p50: number | null;
-      p95: number | null;
-      n: number;
-      span: number | null;
-    }>(
-      storage.sql(`
-        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50,
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95,
-               count(*)::int AS n,
-               extract(epoch FROM (max(finished_at) - COALESCE($2::timestamptz, min(finished_at)))) AS span
-          FROM (SELECT finished_at, extract(epoch FROM (finished_at - started_at)) * 1000 AS ms
-                  FROM {schema}.actors
-                 WHERE status = 'completed' AND finished_at IS NOT NULL
-                   AND ($1::text IS NULL OR actor = $1) AND ($2::timestamptz IS NULL OR finished_at >= $2)) x`),
-      params,
-    );
-    const agg = d[0];
-    const span = agg?.span ? Number(agg.span) : 0;
-    return {
-      byStatus,
-      durationMs: {
-        p50: agg?.p50 == null ? null : Number(agg.p50),
-        p95: agg?.p95 == null ? null : Number(agg.p95),
-      },
-      completed: Number(agg?.n ?? 0),
-      throughputPerSec: span > 0 ? Number(agg?.n ?? 0) / span : null,
-    };
+  stats(options?: { actor?: string; since?: Date }): Promise<TroupeStats> {
+    return this.queries.stats(options);
   }
 
-  /**
-   * Cancels an actor from any process: waits are cleared, compensations run (newest first),
-   * groups are left, status becomes `cancelled` with the reason kept. Cancelling a
-   * cancelled actor is a no-op; a completed or failed one is a NotCancellableError.
-   */
-  async cancel(id: string, reason?: string): Promise<void> {
-    checkName(id, "actor id", 255);
-    if (reason !== undefined) checkText(reason, "cancel reason", 1000);
-    const storage = this.requireStorage("cancel");
-    const out = await storage.lifecycle.cancel(id, reason ?? null);
-    switch (out.kind) {
-      case "not-found":
-        throw new NotFoundError(`no actor with id "${id}"`);
-      case "finished":
-        throw new NotCancellableError(id, out.status);
-      case "cancelled":
-        this.wakeups?.publish([
-          { kind: "finished", key: id },
-          { kind: "cancel", key: id },
-        ]);
-        this.emit("actor:cancelled", { actorId: id, reason: reason ?? null });
-        return;
-      case "compensating":
-        this.wakeups?.publish([
-          { kind: "cancel", key: id },
-          { kind: "actor", key: id },
-        ]);
-        return;
-      case "requested":
-        this.wakeups?.publish([{ kind: "cancel", key: id }]);
-        return;
-      case "already-cancelled":
-        return;
-    }
+  /** A snapshot of one actor (with its saga compensations, if any), or null when there is none. */
+  get(id: string): Promise<ActorInfo | null> {
+    return this.queries.get(id);
+  }
+
+  /** Current members of a process group. */
+  members(group: string): Promise<string[]> {
+    return this.queries.members(group);
+  }
+
+  /** Every group that has members, with its size. */
+  groups(): Promise<{ group: string; members: number }[]> {
+    return this.queries.groups();
   }
 
   /**
@@ -678,12 +517,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
    * Returns a function that stops listening.
    */
   listen<T>(ch: ChannelLike<T>, handler: Listener<T>): () => void {
-    const name = channelName(ch);
-    if (typeof handler !== "function") throw new ValidationError("listen() needs a handler function");
-    this.requireStorage("listen");
-    return this.messageListeners!.listen<T>(name, (msg) =>
-      handler({ ...msg, data: validatePayload(ch, msg.data) }),
-    );
+    return listen(ch, handler, () => (this.requireStorage("listen"), this.messageListeners!));
   }
 
   /**
@@ -692,47 +526,16 @@ export class Troupe extends EventEmitter<TroupeEvents> {
    * `maxInterval`; a run that did work resets it) or on a five-field UTC `cron`.
    * Runs are actors with ids `<name>#<n>`. Re-scheduling a name replaces its timing.
    */
-  async schedule(name: string, options: ScheduleOptions): Promise<ScheduleInfo> {
-    const storage = this.requireStorage("schedule");
-    checkName(name, "schedule name", 150);
-    if (options === undefined) throw new ValidationError("schedule options are required");
-    const opts = optionsArg(options, "schedule options");
-    const def = this.resolveActor(opts.actor, "schedule()");
-    if ((opts.every === undefined) === (opts.cron === undefined))
-      throw new ValidationError("give exactly one of every or cron");
-    const everyMs = opts.every === undefined ? null : toMillis(opts.every, "every");
-    if (everyMs !== null && everyMs < 10) throw new ValidationError("every must be at least 10ms");
-    const cron = opts.cron === undefined ? null : opts.cron;
-    const parsed = cron === null ? null : parseCron(cron);
-    const maxIntervalMs = opts.maxInterval === undefined ? null : toMillis(opts.maxInterval, "maxInterval");
-    const backoffFactor = opts.backoffFactor ?? 2;
-    if (typeof backoffFactor !== "number" || !(backoffFactor >= 1) || backoffFactor > 100) {
-      throw new ValidationError("backoffFactor must be a number from 1 to 100");
-    }
-    if (opts.startAt !== undefined) checkTime(opts.startAt, "startAt");
-    const input = encode(opts.input, { maxBytes: this.opts.maxPayloadBytes, what: "schedule input" });
-    const nextRunAt = opts.startAt ?? (parsed ? nextCronTime(parsed, new Date()) : new Date());
-    this.registerResolved(def); // only once everything is valid: a failing schedule changes nothing
-    const row = await storage.schedules.upsert({
-      name,
-      actor: def.name,
-      input,
-      cron,
-      everyMs,
-      maxIntervalMs,
-      backoffFactor,
-      nextRunAt,
-    });
-    return scheduleInfo(row);
+  schedule(name: string, options: ScheduleOptions): Promise<ScheduleInfo> {
+    return this.scheduling.schedule(name, options);
   }
 
-  async unschedule(name: string): Promise<boolean> {
-    checkName(name, "schedule name", 150);
-    return this.requireStorage("unschedule").schedules.remove(name);
+  unschedule(name: string): Promise<boolean> {
+    return this.scheduling.unschedule(name);
   }
 
-  async schedules(): Promise<ScheduleInfo[]> {
-    return (await this.requireStorage("schedules").schedules.list()).map(scheduleInfo);
+  schedules(): Promise<ScheduleInfo[]> {
+    return this.scheduling.list();
   }
 
   /**
@@ -740,7 +543,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
    * after a position, in an order that never skips a row committed later.
    */
   async readStream(opts: ReadStreamOptions = {}): Promise<StreamPage> {
-    return readEventStream(this.requireStorage("readStream"), opts);
+    return readEventStream(this.requireStorage("readStream").stream, opts);
   }
 
   /** Follows the stream as the named projection until `opts.signal` aborts (at least once, resumable by name). */
@@ -761,49 +564,12 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     return resetStoredProjection(this.requireStorage("resetProjection"), name, position);
   }
 
-  /** Current members of a process group. */
-  async members(group: string): Promise<string[]> {
-    checkName(group, "group name");
-    return this.requireStorage("members").groups.members(group);
-  }
-
-  /** Every group that has members, with its size. */
-  async groups(): Promise<{ group: string; members: number }[]> {
-    return this.requireStorage("groups").groups.groups();
-  }
-
-  async get(id: string): Promise<ActorInfo | null> {
-    checkName(id, "actor id", 255);
-    const row = await this.getRow(id);
-    if (!row) return null;
-    const info = actorInfo(row);
-    const compensations = await this.requireStorage("get").lifecycle.records(id, row.generation);
-    if (compensations.length > 0) info.compensations = compensations;
-    return info;
-  }
-
-  private getRow(id: string): Promise<ActorRow | null> {
-    return this.requireStorage("get").actors.get(id);
-  }
-
-  private waitFinished(id: string, ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      let set = this.finishedWaiters.get(id);
-      if (!set) this.finishedWaiters.set(id, (set = new Set()));
-      const done = () => {
-        clearTimeout(timer);
-        set.delete(done);
-        if (set.size === 0) this.finishedWaiters.delete(id);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      set.add(done);
-    });
-  }
-
-  private notifyFinished(id: string): void {
-    const set = this.finishedWaiters.get(id);
-    if (set) for (const w of [...set]) w();
+  /**
+   * One round trip to the database (SELECT 1): resolves when it answers, rejects with the
+   * driver's error when it does not (NotStartedError before start). For readiness probes.
+   */
+  async ping(): Promise<void> {
+    await this.requireStorage("ping").ping();
   }
 
   /**
@@ -814,7 +580,11 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     return this.worker?.snapshot() ?? null;
   }
 
-  /** The storage layer, for tests and tools (not part of the stable API). */
+  /**
+   * The storage layer (not part of the API).
+   * @deprecated Tests reach storage through test/support/internals.ts (src/internal/), tools
+   * through Troupe's methods; this getter goes once its last callers moved.
+   */
   get _storage(): Storage {
     return this.requireStorage("_storage");
   }

@@ -30,6 +30,7 @@ import {
   txCalls,
 } from "./fixtures/fuzz-harness.js";
 import { dropSchema, freshSchema, PG_URL, testTroupe } from "./helpers.js";
+import { sqlRows } from "./support/internals.js";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
 const SEED = process.env.FUZZ_SEED === undefined ? 20261204 : Number(process.env.FUZZ_SEED);
@@ -198,11 +199,7 @@ describe(`fuzzing public entry points (seed ${SEED}, FUZZ_RUNS ${RUNS})`, () => 
         method: fc.constantFrom("POST", "POST", "POST", "GET", "PUT"),
       });
       const count = async () =>
-        (
-          await client._storage.db.query<{ n: number }>(
-            client._storage.sql("SELECT count(*)::int AS n FROM {schema}.messages"),
-          )
-        ).rows[0]!.n;
+        (await sqlRows<{ n: number }>(client, "SELECT count(*)::int AS n FROM {schema}.messages"))[0]!.n;
       await fc.assert(
         fc.asyncProperty(requestArb, async (r) => {
           const beforeN = await count();

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { Troupe, TroupeError, actor, channel, type ActorDefinition } from "../src/index.js";
 import { dropSchema, eventually, freshSchema, testTroupe } from "./helpers.js";
+import { sqlRows } from "./support/internals.js";
 
 /**
  * Regression tests for issue 10 items 5, 8, 10 and 11: hostile strings and values at public
@@ -25,13 +26,13 @@ async function code(p: Promise<unknown> | (() => unknown), what: string): Promis
 }
 
 async function rowCounts(t: Troupe): Promise<string> {
-  const s = t._storage;
-  const { rows } = await s.db.query<{ a: number; m: number; j: number; o: number; sub: number }>(
-    s.sql(`SELECT (SELECT count(*)::int FROM {schema}.actors) AS a,
-                  (SELECT count(*)::int FROM {schema}.messages) AS m,
-                  (SELECT count(*)::int FROM {schema}.journal) AS j,
-                  (SELECT count(*)::int FROM {schema}.outbox) AS o,
-                  (SELECT count(*)::int FROM {schema}.schedules) AS sub`),
+  const rows = await sqlRows<{ a: number; m: number; j: number; o: number; sub: number }>(
+    t,
+    `SELECT (SELECT count(*)::int FROM {schema}.actors) AS a,
+            (SELECT count(*)::int FROM {schema}.messages) AS m,
+            (SELECT count(*)::int FROM {schema}.journal) AS j,
+            (SELECT count(*)::int FROM {schema}.outbox) AS o,
+            (SELECT count(*)::int FROM {schema}.schedules) AS sub`,
   );
   return JSON.stringify(rows[0]);
 }
@@ -115,8 +116,8 @@ describe("hostile input is a typed error before any SQL (issue 10)", () => {
       assert.equal(await code(t.cancel("x", bad), "cancel reason"), "VALIDATION");
       assert.equal(await code(t.get(bad), "get"), "VALIDATION");
       assert.equal(await code(t.members(bad), "members"), "VALIDATION");
-      assert.equal(await code(t.outbox.get(bad), "outbox.get"), "VALIDATION");
-      assert.equal(await code(t.outbox.redrive([bad]), "outbox.redrive"), "VALIDATION");
+      assert.equal(await code(t.outboxEvent(bad), "outboxEvent"), "VALIDATION");
+      assert.equal(await code(t.redriveOutbox([bad]), "redriveOutbox"), "VALIDATION");
       assert.equal(await code(t.list({ actor: bad }), "list actor"), "VALIDATION");
       assert.equal(await code(t.list({ idContains: bad }), "list idContains"), "VALIDATION");
       assert.equal(await code(t.emitEvent({ type: "t", data: 1, id: bad }), "emitEvent id"), "VALIDATION");
@@ -181,7 +182,7 @@ describe("hostile input is a typed error before any SQL (issue 10)", () => {
       ["result", () => ref.result(null as never)],
       ["ref.send", () => ref.send("c", 1, null as never)],
       ["channel", () => channel("c", null as never)],
-      ["deadLetters", () => t.outbox.deadLetters(null as never)],
+      ["outboxDeadLetters", () => t.outboxDeadLetters(null as never)],
       [
         "history",
         () => {
@@ -191,7 +192,7 @@ describe("hostile input is a typed error before any SQL (issue 10)", () => {
       ],
       ["readStream", () => t.readStream(null as never)],
       ["emitEvent", () => t.emitEvent(null as never)],
-      ["redrive", () => t.outbox.redrive({} as never)],
+      ["redriveOutbox", () => t.redriveOutbox({} as never)],
     ];
     for (const [what, f] of calls) assert.equal(await code(f, what), "VALIDATION", what);
     // Found by the fuzzer (seed 2103211516): options whose property reads throw.
@@ -395,17 +396,16 @@ describe("a transaction whose timeout fires while it commits (found by the fuzze
     await t.start();
     const ref = await t.spawn(slow, null);
     assert.equal(await ref.result({ timeout: "20s" }), "STEP_TIMEOUT");
-    const s = t._storage;
-    const { rows } = await s.db.query<{ n: number; errors: number }>(
-      s.sql(
-        `SELECT count(*)::int AS n, count(error)::int AS errors FROM {schema}.journal WHERE actor_id = $1 AND seq = 0`,
-      ),
+    const rows = await sqlRows<{ n: number; errors: number }>(
+      t,
+      `SELECT count(*)::int AS n, count(error)::int AS errors FROM {schema}.journal WHERE actor_id = $1 AND seq = 0`,
       [ref.id],
     );
     assert.deepEqual({ ...rows[0] }, { n: 1, errors: 1 });
-    const msgs = await s.db.query<{ n: number }>(
-      s.sql(`SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'slow-commit-out'`),
+    const msgs = await sqlRows<{ n: number }>(
+      t,
+      `SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'slow-commit-out'`,
     );
-    assert.equal(msgs.rows[0]!.n, 0, "the timed-out transaction's publish was rolled back");
+    assert.equal(msgs[0]!.n, 0, "the timed-out transaction's publish was rolled back");
   });
 });

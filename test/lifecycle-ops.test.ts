@@ -41,6 +41,7 @@ import {
   restartable,
   testTroupe,
 } from "./helpers.js";
+import { sqlRows, storageOf } from "./support/internals.js";
 
 const WORKERS = ["lops-w1", "lops-w2"];
 
@@ -421,9 +422,10 @@ describe("schedules end to end", () => {
     // The row as the leader left it after planning: the next run, and when it planned it.
     const planned = async (n: number) =>
       (await eventually(async () => {
-        const { rows } = await t._storage.db.query<{ next: string | Date; at: string | Date }>(
-          t._storage.sql(`SELECT next_run_at AS next, updated_at AS at FROM {schema}.schedules
-                           WHERE name = $1 AND last_actor_id = $2 AND next_run_at IS NOT NULL`),
+        const rows = await sqlRows<{ next: string | Date; at: string | Date }>(
+          t,
+          `SELECT next_run_at AS next, updated_at AS at FROM {schema}.schedules
+                           WHERE name = $1 AND last_actor_id = $2 AND next_run_at IS NOT NULL`,
           [name, `${name}#${n}`],
         );
         return rows[0]
@@ -468,7 +470,7 @@ describe("cron planning", () => {
 
   test("the next cron run is planned at the matching minute, however long the leader takes to write it", async () => {
     await t.start();
-    const storage = t._storage;
+    const storage = storageOf(t);
     const name = "lops-cron-plan";
     await t.schedule(name, { actor: cronRun, cron: "* * * * *", startAt: new Date() });
     assert.deepEqual(await advanceSchedules(storage), [`${name}#1`], "the leader's tick starts run 1");
@@ -509,7 +511,7 @@ describe("actorRetention", () => {
   test("the leader deletes finished actors older than the retention, keeping unfinished and newer ones", async () => {
     const db = await restartable({ actors: [retQuick, retFailing, retSaga] });
     const sql = async (t: Troupe, q: string, params: unknown[] = []) =>
-      (await t._storage.db.query<Record<string, any>>(t._storage.sql(q), params)).rows;
+      await sqlRows<Record<string, any>>(t, q, params);
     try {
       // First life: no retention. Old finished actors (all three final statuses), unfinished
       // ones (waiting, and waiting with a compensation), and newer finished ones.

@@ -11,6 +11,7 @@ import {
   type TroupeError,
 } from "../src/index.js";
 import { PG_URL, REDIS_URL, dropSchema, eventually, freshSchema, testTroupe } from "./helpers.js";
+import { sqlRows, storageOf } from "./support/internals.js";
 
 const tenant = new AsyncLocalStorage<{ id: string }>();
 const trace = new AsyncLocalStorage<string>();
@@ -66,10 +67,9 @@ describe("operations", () => {
     });
     // ctx.publish inside the actor carried the actor's own context to the audit message.
     assert.deepEqual(await reader.result({ timeout: "30s" }), { tenant: { id: "acme" }, trace: "trace-1" });
-    const { rows } = await t._storage.db.query<{ context: unknown }>(
-      t._storage.sql("SELECT context FROM {schema}.actors WHERE id = $1"),
-      [ref.id],
-    );
+    const rows = await sqlRows<{ context: unknown }>(t, "SELECT context FROM {schema}.actors WHERE id = $1", [
+      ref.id,
+    ]);
     assert.deepEqual(rows[0]!.context, { tenant: { id: "acme" }, trace: "trace-1" });
   });
 
@@ -84,10 +84,9 @@ describe("operations", () => {
     const s1 = await t.send(a.id, "box", 1, { idempotencyKey: "k" });
     const s2 = await t.send(a.id, "box", 1, { idempotencyKey: "k" });
     assert.equal(s1.id, s2.id);
-    const { rows } = await t._storage.db.query<{ n: number }>(
-      t._storage.sql(
-        "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel IN ('idem', 'box:' || $1)",
-      ),
+    const rows = await sqlRows<{ n: number }>(
+      t,
+      "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel IN ('idem', 'box:' || $1)",
       [a.id],
     );
     assert.equal(rows[0]!.n, 2);
@@ -107,12 +106,13 @@ describe("operations", () => {
     // Retention: finished actors older than the age go, with their journals; active ones stay.
     const live = await t.spawn(job, { ms: 60_000 });
     await eventually(async () => (await t.get(live.id))?.status === "waiting", "sleeping");
-    const removed = await t._storage.actors.deleteFinished(0, 1000);
+    const removed = await storageOf(t).actors.deleteFinished(0, 1000);
     assert.ok(removed >= 6);
     assert.equal(await t.get(refs[0]!.id), null);
     assert.equal((await t.get(live.id))?.status, "waiting");
-    const { rows } = await t._storage.db.query<{ n: number }>(
-      t._storage.sql("SELECT count(*)::int AS n FROM {schema}.journal WHERE actor_id = $1"),
+    const rows = await sqlRows<{ n: number }>(
+      t,
+      "SELECT count(*)::int AS n FROM {schema}.journal WHERE actor_id = $1",
       [refs[0]!.id],
     );
     assert.equal(rows[0]!.n, 0);
@@ -123,13 +123,12 @@ describe("operations", () => {
     const id = `reused-${Date.now()}`;
     const first = await t.spawn(announcer, { n: 1 }, { id });
     assert.equal(await first.result({ timeout: "30s" }), 1);
-    assert.ok((await t._storage.actors.deleteFinished(0, 1000)) >= 1);
+    assert.ok((await storageOf(t).actors.deleteFinished(0, 1000)) >= 1);
     assert.equal(await t.get(id), null);
     // Same id, same journal positions (generation 0, seq 0–2) as the deleted incarnation.
     const second = await t.spawn(announcer, { n: 2 }, { id });
     assert.equal(await second.result({ timeout: "30s" }), 2);
-    const count = async (sql: string) =>
-      (await t._storage.db.query<{ n: number }>(t._storage.sql(sql), [id])).rows[0]!.n;
+    const count = async (sql: string) => (await sqlRows<{ n: number }>(t, sql, [id]))[0]!.n;
     assert.equal(
       await count(
         "SELECT count(*)::int AS n FROM {schema}.messages WHERE sender = $1 AND channel = 'announcements'",
@@ -150,6 +149,17 @@ const typist = actor("typist", async (ctx: ActorContext) => {
   return "ok";
 });
 
+describe("ping", () => {
+  test("answers while started; NOT_STARTED before start and after stop", async () => {
+    const t = testTroupe({ worker: false });
+    await assert.rejects(t.ping(), { code: "NOT_STARTED" });
+    await t.start();
+    await t.ping();
+    await t.stop();
+    await assert.rejects(t.ping(), { code: "NOT_STARTED" });
+  });
+});
+
 describe("listeners and non-durable channels", () => {
   const t = testTroupe({ actors: [typist] });
   after(() => t.stop());
@@ -168,8 +178,9 @@ describe("listeners and non-durable channels", () => {
     await eventually(() => got.length === 2 && typing.length === 2, "listeners fed");
     assert.deepEqual(got, ["one", "hello"]);
     assert.deepEqual(typing, ["ana", "typist-1"]);
-    const { rows } = await t._storage.db.query<{ n: number }>(
-      t._storage.sql("SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'typing'"),
+    const rows = await sqlRows<{ n: number }>(
+      t,
+      "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'typing'",
     );
     assert.equal(rows[0]!.n, 0, "non-durable messages are never stored");
     stop();
@@ -207,8 +218,9 @@ describe("listeners and non-durable channels", () => {
     const ref = await t.spawn(sender, {});
     const failed = await ref.result({ timeout: "30s" }).catch((e: unknown) => e);
     assert.equal((failed as { error?: { code: string } }).error?.code, "VALIDATION");
-    const { rows } = await t._storage.db.query<{ n: number }>(
-      t._storage.sql("SELECT count(*)::int AS n FROM {schema}.messages WHERE channel LIKE 'typing-direct%'"),
+    const rows = await sqlRows<{ n: number }>(
+      t,
+      "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel LIKE 'typing-direct%'",
     );
     assert.equal(rows[0]!.n, 0, "nothing written");
   });

@@ -4,6 +4,7 @@ import { after, before, describe, test } from "node:test";
 import pg from "pg";
 import { actor, type ActorInfo, type Troupe, type TroupeError } from "../src/index.js";
 import { dropSchema, freshSchema, PG_URL, restartable, testTroupe } from "./helpers.js";
+import { databaseOf, sqlRows, sqlRun } from "./support/internals.js";
 
 const order = actor("order", async () => "never runs here");
 const invoice = actor("invoice", async () => "never runs here");
@@ -17,15 +18,16 @@ describe("querying actors", () => {
   test(`list, paginate and filter ${N} actors`, async () => {
     await t.start();
     // Bulk-create through the storage layer in one statement (spawn() one by one would measure nothing useful here).
-    await t._storage.db.query(
-      t._storage.sql(`
+    await sqlRun(
+      t,
+      `
         INSERT INTO {schema}.actors (id, actor, status, input, input_json, started_at)
         SELECT 'act-' || lpad(i::text, 5, '0'), CASE WHEN i % 4 = 0 THEN 'invoice' ELSE 'order' END,
                CASE WHEN i % 10 = 0 THEN 'failed' WHEN i % 3 = 0 THEN 'waiting' ELSE 'completed' END,
                '\\x01'::bytea || convert_to(json_build_object('customer', json_build_object('id', 'c' || (i % 7)), 'items', json_build_array(json_build_object('sku', 's' || (i % 5))))::text, 'UTF8'),
                json_build_object('customer', json_build_object('id', 'c' || (i % 7)), 'items', json_build_array(json_build_object('sku', 's' || (i % 5)))),
                timestamptz '2030-01-01' + i * interval '1 second'
-          FROM generate_series(1, ${N}) i`),
+          FROM generate_series(1, ${N}) i`,
     );
     // Full walk: every actor exactly once, newest first.
     const seen: string[] = [];
@@ -147,7 +149,7 @@ describe("list cursors and history pages are validated before any SQL", () => {
 
   /** Counts the statements (and transactions) the troupe sends while `fn` runs. */
   async function queriesDuring(fn: () => Promise<unknown>): Promise<number> {
-    const target = t._storage.db as unknown as Record<"query" | "transaction", (...a: unknown[]) => unknown>;
+    const target = databaseOf(t) as unknown as Record<"query" | "transaction", (...a: unknown[]) => unknown>;
     let n = 0;
     for (const method of ["query", "transaction"] as const) {
       const original = target[method].bind(target);
@@ -167,12 +169,13 @@ describe("list cursors and history pages are validated before any SQL", () => {
   }
 
   test("forged cursors are VALIDATION errors, never a database error", async () => {
-    await t._storage.db.query(
-      t._storage.sql(`
+    await sqlRun(
+      t,
+      `
         INSERT INTO {schema}.actors (id, actor, status, input, input_json, started_at)
         SELECT 'cur-' || i, 'order', 'waiting', '\\x01'::bytea || convert_to('{}', 'UTF8'), '{}'::jsonb,
                timestamptz '2030-01-01' + i * interval '1 second'
-          FROM generate_series(1, 5) i`),
+          FROM generate_series(1, 5) i`,
     );
     const first = await t.list({ actor: "order", limit: 2 });
     assert.deepEqual(
@@ -262,18 +265,17 @@ describe("list cursors and history pages are validated before any SQL", () => {
     const z = testTroupe({ actors: [order], worker: false, schema, ...(pool ? { database: pool } : {}) });
     try {
       await z.start();
-      if (!pool) await z._storage.db.query(`SET TimeZone TO '${zone}'`);
-      await z._storage.db.query(
-        z._storage.sql(`
+      if (!pool) await databaseOf(z).query(`SET TimeZone TO '${zone}'`);
+      await sqlRun(
+        z,
+        `
           INSERT INTO {schema}.actors (id, actor, status, input, input_json, started_at)
           SELECT 'tz-' || lpad(i::text, 2, '0'), 'order', 'waiting', '\\x01'::bytea || convert_to('{}', 'UTF8'), '{}'::jsonb,
                  CASE WHEN i % 2 = 0 THEN timestamptz '1890-01-01 00:00:00.123456+00' ELSE timestamptz '2030-06-01 00:00:00.5+00' END
                    + i * interval '1 minute'
-            FROM generate_series(1, 12) i`),
+            FROM generate_series(1, 12) i`,
       );
-      const { rows } = await z._storage.db.query<{ k: string }>(
-        z._storage.sql(`SELECT min(started_at)::text AS k FROM {schema}.actors`),
-      );
+      const rows = await sqlRows<{ k: string }>(z, `SELECT min(started_at)::text AS k FROM {schema}.actors`);
       assert.match(rows[0]!.k, /\+05:41:16$/, "the session really is in that zone");
       const seen: string[] = [];
       let cursor: string | undefined;

@@ -8,17 +8,9 @@ import { after, describe, test } from "node:test";
 import pg from "pg";
 import { encode } from "../src/codec.js";
 import { ValidationError, actor, type ActorContext, type Troupe } from "../src/index.js";
-import type { Storage } from "../src/storage/storage.js";
-import { readStream, type StreamEvent } from "../src/stream/event-stream.js";
+import type { StreamEvent } from "../src/stream/event-stream.js";
 import { STREAM_START, comparePositions, parsePosition } from "../src/stream/position.js";
-import {
-  catchUp,
-  projectionPosition,
-  resetProjection,
-  runProjection,
-  type CatchUpOptions,
-  type ProjectionProgress,
-} from "../src/stream/projection.js";
+import type { CatchUpOptions, ProjectionProgress } from "../src/stream/projection.js";
 import {
   PG_URL,
   REDIS_URL,
@@ -28,6 +20,7 @@ import {
   needsPostgres,
   testTroupe,
 } from "./helpers.js";
+import { boundSql, sqlRows, sqlRun, sqlTransaction } from "./support/internals.js";
 
 // ---- actors that produce journal entries and messages --------------------------------------
 
@@ -86,11 +79,11 @@ async function until<T>(check: () => Promise<T | null>, what: string, timeoutMs 
 }
 
 /** Reads the whole stream (what is readable now) in pages of `limit`. */
-async function readAll(storage: Storage, limit = 1000, after = STREAM_START): Promise<StreamEvent[]> {
+async function readAll(t: Troupe, limit = 1000, after = STREAM_START): Promise<StreamEvent[]> {
   const out: StreamEvent[] = [];
   let position = after;
   for (;;) {
-    const page = await readStream(storage, { after: position, limit, foreignTxGrace: 0 });
+    const page = await t.readStream({ after: position, limit, foreignTxGrace: 0 });
     out.push(...page.events);
     position = page.position;
     if (page.caughtUp) return out;
@@ -103,7 +96,7 @@ async function readAll(storage: Storage, limit = 1000, after = STREAM_START): Pr
  * goes on from where it got to, as a projection would.
  */
 async function readExactly(
-  storage: Storage,
+  t: Troupe,
   limit: number,
   count: number,
   after = STREAM_START,
@@ -112,7 +105,7 @@ async function readExactly(
   let position = after;
   const deadline = Date.now() + 30_000;
   while (out.length < count) {
-    const page = await readStream(storage, { after: position, limit, foreignTxGrace: 0 });
+    const page = await t.readStream({ after: position, limit, foreignTxGrace: 0 });
     assert.ok(page.events.length <= limit);
     out.push(...page.events);
     position = page.position;
@@ -124,11 +117,10 @@ async function readExactly(
   return out;
 }
 
-async function tableCounts(storage: Storage): Promise<{ journal: number; message: number }> {
-  const { rows } = await storage.db.query<{ j: number; m: number }>(
-    storage.sql(
-      "SELECT (SELECT count(*) FROM {schema}.journal)::int + (SELECT count(*) FROM {schema}.journal_archive)::int AS j, (SELECT count(*) FROM {schema}.messages)::int AS m",
-    ),
+async function tableCounts(t: Troupe): Promise<{ journal: number; message: number }> {
+  const rows = await sqlRows<{ j: number; m: number }>(
+    t,
+    "SELECT (SELECT count(*) FROM {schema}.journal)::int + (SELECT count(*) FROM {schema}.journal_archive)::int AS j, (SELECT count(*) FROM {schema}.messages)::int AS m",
   );
   return { journal: Number(rows[0]!.j), message: Number(rows[0]!.m) };
 }
@@ -137,11 +129,11 @@ async function tableCounts(storage: Storage): Promise<{ journal: number; message
  * The whole stream once every row in the tables is readable (on a real server another
  * transaction in flight may hold the tail back for a moment).
  */
-async function settledStream(storage: Storage): Promise<StreamEvent[]> {
+async function settledStream(t: Troupe): Promise<StreamEvent[]> {
   return until(
     async () => {
-      const counts = await tableCounts(storage);
-      const all = await readAll(storage);
+      const counts = await tableCounts(t);
+      const all = await readAll(t);
       return all.length === counts.journal + counts.message ? all : null;
     },
     "every row to be readable in the stream",
@@ -170,11 +162,11 @@ class CountModel {
  * catchUp, again, until the projection's stored position is `end`: one catchUp stops at the
  * first short page, which other transactions in flight can cause on a real server under load.
  */
-async function catchUpTo(storage: Storage, opts: CatchUpOptions, end: string): Promise<ProjectionProgress> {
+async function catchUpTo(t: Troupe, opts: CatchUpOptions, end: string): Promise<ProjectionProgress> {
   const total = { events: 0, batches: 0, position: STREAM_START };
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const r = await catchUp(storage, opts);
+    const r = await t.catchUp(opts);
     total.events += r.events;
     total.batches += r.batches;
     total.position = r.position;
@@ -197,19 +189,15 @@ describe("event stream order", () => {
   test("journals and published messages come in one consistent order, the same page by page", async () => {
     const t = started(testTroupe({ actors: ACTORS }));
     await t.start();
-    const storage = t._storage;
     await workload(t, "ord");
-    const all = await settledStream(storage);
+    const all = await settledStream(t);
 
     // exactly the rows in the tables, each once
-    const { rows: jrows } = await storage.db.query<{ k: string }>(
-      storage.sql(
-        "SELECT 'j:' || j.actor_id || ':' || a.generation || ':' || j.seq AS k FROM {schema}.journal j JOIN {schema}.actors a ON a.id = j.actor_id",
-      ),
+    const jrows = await sqlRows<{ k: string }>(
+      t,
+      "SELECT 'j:' || j.actor_id || ':' || a.generation || ':' || j.seq AS k FROM {schema}.journal j JOIN {schema}.actors a ON a.id = j.actor_id",
     );
-    const { rows: mrows } = await storage.db.query<{ k: string }>(
-      storage.sql("SELECT 'm:' || id AS k FROM {schema}.messages"),
-    );
+    const mrows = await sqlRows<{ k: string }>(t, "SELECT 'm:' || id AS k FROM {schema}.messages");
     const keys = all.map(key);
     assert.equal(new Set(keys).size, keys.length, "no event twice");
     assert.deepEqual([...keys].sort(), [...jrows, ...mrows].map((r) => r.k).sort());
@@ -276,7 +264,7 @@ describe("event stream order", () => {
     // page by page, from any position: the same sequence
     for (const limit of [1, 3, 7]) {
       assert.deepEqual(
-        (await readExactly(storage, limit, all.length)).map((e) => e.position),
+        (await readExactly(t, limit, all.length)).map((e) => e.position),
         all.map((e) => e.position),
         `pages of ${limit}`,
       );
@@ -284,38 +272,37 @@ describe("event stream order", () => {
     for (const i of [0, 5, Math.floor(all.length / 2), all.length - 2]) {
       const next = all.slice(i + 1, i + 5).map((e) => e.position);
       assert.deepEqual(
-        (await readExactly(storage, 4, next.length, all[i]!.position)).map((e) => e.position),
+        (await readExactly(t, 4, next.length, all[i]!.position)).map((e) => e.position),
         next,
       );
     }
-    const end = await readStream(storage, { after: all.at(-1)!.position, foreignTxGrace: 0 });
+    const end = await t.readStream({ after: all.at(-1)!.position, foreignTxGrace: 0 });
     assert.deepEqual(end, { events: [], position: all.at(-1)!.position, caughtUp: true });
     // stable: read again, the same positions and data
-    assert.deepEqual(await readExactly(storage, 1000, all.length), all);
+    assert.deepEqual(await readExactly(t, 1000, all.length), all);
   });
 
   test("rows of one transaction: ordered by actor id bytes, resumable inside the transaction", async () => {
     const t = started(testTroupe({ worker: false }));
     await t.start();
-    const storage = t._storage;
     // multi-byte, prefix and case variants, all written by ONE statement (one transaction)
     const ids = ["b", "a", "ab", "é-1", "Z", "😀", "a-"];
-    await storage.db.query(
-      storage.sql(`
+    await sqlRun(
+      t,
+      `
         WITH a AS (
           INSERT INTO {schema}.actors (id, actor, status, input)
           SELECT id, 'raw', 'completed', '\\x00'::bytea FROM unnest($1::text[]) id RETURNING id)
         INSERT INTO {schema}.journal (actor_id, seq, kind, name, result)
-        SELECT a.id, s, 'step', 'raw-' || s, $2 FROM a, generate_series(0, 1) s`),
+        SELECT a.id, s, 'step', 'raw-' || s, $2 FROM a, generate_series(0, 1) s`,
       [ids, encode("x")],
     );
-    await storage.db.query(
-      storage.sql(
-        "INSERT INTO {schema}.messages (channel, data) SELECT 'raw', $1 FROM generate_series(1, 3)",
-      ),
+    await sqlRun(
+      t,
+      "INSERT INTO {schema}.messages (channel, data) SELECT 'raw', $1 FROM generate_series(1, 3)",
       [encode(1)],
     );
-    const all = await settledStream(storage);
+    const all = await settledStream(t);
     const expected = [...ids]
       .sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))
       .flatMap((id) => [`j:${id}:0:0`, `j:${id}:0:1`]);
@@ -324,7 +311,7 @@ describe("event stream order", () => {
     for (let i = 1; i < all.length; i++) assert.ok(all[i - 1]!.position < all[i]!.position);
     // one event at a time, from inside the transaction's rows
     assert.deepEqual(
-      (await readExactly(storage, 1, all.length)).map((e) => e.position),
+      (await readExactly(t, 1, all.length)).map((e) => e.position),
       all.map((e) => e.position),
     );
     for (const e of all) {
@@ -336,32 +323,34 @@ describe("event stream order", () => {
   test("moving a journal into the archive (recur) keeps its positions", async () => {
     const t = started(testTroupe({ actors: [writer] }));
     await t.start();
-    const storage = t._storage;
     await (
       await t.spawn(writer, { steps: 3, feed: "arch-feed" }, { id: "arch-1" })
     ).result({ timeout: "30s" });
-    const before = await settledStream(storage);
+    const before = await settledStream(t);
     const mid = before.findIndex((e) => e.kind === "journal" && e.seq === 2);
     assert.ok(mid > 0);
     // what recur does: archive the generation's journal (copying txid) and bump the generation
-    await storage.db.transaction(async (tx) => {
+    await sqlTransaction(t, async (tx) => {
       await tx.query(
-        storage.sql(`
+        boundSql(
+          t,
+          `
           INSERT INTO {schema}.journal_archive (actor_id, generation, seq, kind, name, result, error, created_at, txid)
           SELECT j.actor_id, a.generation, j.seq, j.kind, j.name, j.result, j.error, j.created_at, j.txid
-            FROM {schema}.journal j JOIN {schema}.actors a ON a.id = j.actor_id WHERE j.actor_id = $1`),
+            FROM {schema}.journal j JOIN {schema}.actors a ON a.id = j.actor_id WHERE j.actor_id = $1`,
+        ),
         ["arch-1"],
       );
-      await tx.query(storage.sql("DELETE FROM {schema}.journal WHERE actor_id = $1"), ["arch-1"]);
-      await tx.query(storage.sql("UPDATE {schema}.actors SET generation = generation + 1 WHERE id = $1"), [
+      await tx.query(boundSql(t, "DELETE FROM {schema}.journal WHERE actor_id = $1"), ["arch-1"]);
+      await tx.query(boundSql(t, "UPDATE {schema}.actors SET generation = generation + 1 WHERE id = $1"), [
         "arch-1",
       ]);
     });
-    const afterMove = await settledStream(storage);
+    const afterMove = await settledStream(t);
     assert.deepEqual(afterMove, before, "same events at the same positions");
     // a reader that stopped inside the moved journal goes on without a gap or a repeat
     assert.deepEqual(
-      (await readExactly(storage, 2, before.length - mid - 1, before[mid]!.position)).map(key),
+      (await readExactly(t, 2, before.length - mid - 1, before[mid]!.position)).map(key),
       before.slice(mid + 1).map(key),
     );
   });
@@ -381,22 +370,21 @@ describe("event stream across ctx.recur", () => {
   test("a reader inside a generation's journal loses nothing when recur archives it", async () => {
     const t = started(testTroupe({ actors: [looper] }));
     await t.start();
-    const storage = t._storage;
     const ref = await t.spawn(looper, { gen: 0 }, { id: "looper-1" });
     await eventually(async () => (await t.get(ref.id))?.status === "waiting", "generation 0 to wait");
-    const before = await settledStream(storage);
+    const before = await settledStream(t);
     const gen0 = before.filter((e) => e.kind === "journal" && e.actorId === ref.id);
     assert.ok(gen0.length >= 3);
     const stop = gen0[1]!.position; // a reader that got this far into generation 0
     await t.send(ref.id, "loop-go", "go");
     assert.equal(await ref.result({ timeout: "30s" }), 1);
 
-    const all = await settledStream(storage);
+    const all = await settledStream(t);
     const archived = all.filter((e) => e.kind === "journal" && e.actorId === ref.id && e.generation === 0);
     assert.ok(archived.length > gen0.length, "generation 0 (with its receive and recur) is in the archive");
     assert.ok(all.some((e) => e.kind === "journal" && e.actorId === ref.id && e.generation === 1));
     // what the reader reads from where it stopped: every entry it had not seen, none missing
-    const rest = await readExactly(storage, 2, all.filter((e) => e.position > stop).length, stop);
+    const rest = await readExactly(t, 2, all.filter((e) => e.position > stop).length, stop);
     const seen = new Set([...before.filter((e) => e.position <= stop), ...rest].map(key));
     assert.deepEqual(
       [...new Set(all.map(key))].filter((k) => !seen.has(k)),
@@ -417,11 +405,10 @@ describe("projections", () => {
   test("projection resume-from-position: a crashed projection resumes from its stored position, nothing skipped", async () => {
     const t = started(testTroupe({ actors: ACTORS }));
     await t.start();
-    const storage = t._storage;
     await workload(t, "proj");
-    const all = await settledStream(storage);
+    const all = await settledStream(t);
     const positions = all.map((e) => e.position);
-    const counts = await tableCounts(storage);
+    const counts = await tableCounts(t);
     assert.ok(all.length > 20);
 
     const model = new CountModel();
@@ -439,12 +426,12 @@ describe("projections", () => {
     const opts = { name: "counts", handle, batchSize: 4, foreignTxGrace: 0 };
 
     // first life: batches of 4; crashes in the middle of the third batch (after its 2nd event)
-    assert.equal(await projectionPosition(storage, "counts"), null);
-    await assert.rejects(catchUpTo(storage, opts, positions.at(-1)!), /projection crashed/);
+    assert.equal(await t.projectionPosition("counts"), null);
+    await assert.rejects(catchUpTo(t, opts, positions.at(-1)!), /projection crashed/);
     assert.equal(delivered.length, 10);
     assert.deepEqual(delivered, positions.slice(0, 10), "in stream order");
     const crashed = batches.at(-1)!; // with full pages: events 8-11, crashed after handling 8 and 9
-    const stored = await projectionPosition(storage, "counts");
+    const stored = await t.projectionPosition("counts");
     assert.ok(stored !== null && stored !== STREAM_START);
     assert.equal(stored, crashed.from, "stored after each handled batch, not after the crashed one");
     const resumeAt = positions.indexOf(stored) + 1;
@@ -453,7 +440,7 @@ describe("projections", () => {
     // second life: resumes right after the stored position
     crashAfter = Infinity;
     const firstBatch = batches.length;
-    const done = await catchUpTo(storage, opts, positions.at(-1)!);
+    const done = await catchUpTo(t, opts, positions.at(-1)!);
     assert.equal(batches[firstBatch]!.from, stored, "read from the stored position");
     assert.equal(delivered[10], positions[resumeAt], "the first event after the stored position comes first");
     assert.deepEqual(delivered.slice(10), positions.slice(resumeAt), "then the rest, in order");
@@ -465,7 +452,7 @@ describe("projections", () => {
     assert.deepEqual(new Set(delivered), new Set(positions), "every event seen, none skipped");
     assert.equal(done.events, all.length - resumeAt);
     assert.equal(done.position, positions.at(-1));
-    assert.equal(await projectionPosition(storage, "counts"), positions.at(-1));
+    assert.equal(await t.projectionPosition("counts"), positions.at(-1));
 
     // the read model is exact (it skips positions it already applied); a naive one double counts
     assert.deepEqual(model.counts, counts);
@@ -473,25 +460,25 @@ describe("projections", () => {
 
     // caught up: nothing new, nothing again
     const seen = delivered.length;
-    assert.deepEqual(await catchUp(storage, opts), { events: 0, batches: 0, position: positions.at(-1) });
+    assert.deepEqual(await t.catchUp(opts), { events: 0, batches: 0, position: positions.at(-1) });
     assert.equal(delivered.length, seen);
 
     // later events: a new life handles exactly those
     await (await t.spawn(writer, { steps: 2, feed: "late" }, { id: "proj-late" })).result({ timeout: "30s" });
-    const more = await settledStream(storage);
+    const more = await settledStream(t);
     const fresh = more.slice(all.length).map((e) => e.position);
     assert.ok(fresh.length > 0);
     assert.deepEqual(more.slice(0, all.length), all, "the earlier part of the stream did not change");
-    await catchUpTo(storage, opts, fresh.at(-1)!);
+    await catchUpTo(t, opts, fresh.at(-1)!);
     assert.deepEqual(delivered.slice(seen), fresh);
-    assert.deepEqual(model.counts, await tableCounts(storage));
+    assert.deepEqual(model.counts, await tableCounts(t));
 
     // reset: the read model can be rebuilt from the start
-    await resetProjection(storage, "counts");
-    assert.equal(await projectionPosition(storage, "counts"), STREAM_START);
+    await t.resetProjection("counts");
+    assert.equal(await t.projectionPosition("counts"), STREAM_START);
     const rebuilt = new CountModel();
     await catchUpTo(
-      storage,
+      t,
       {
         name: "counts",
         batchSize: 50,
@@ -500,17 +487,16 @@ describe("projections", () => {
       },
       fresh.at(-1)!,
     );
-    assert.deepEqual(rebuilt.counts, await tableCounts(storage));
+    assert.deepEqual(rebuilt.counts, await tableCounts(t));
     assert.equal(rebuilt.naive, more.length);
   });
 
   test("runProjection follows new events live and stops on abort, keeping its position", async () => {
     const t = started(testTroupe({ actors: [writer] }));
     await t.start();
-    const storage = t._storage;
     const model = new CountModel();
     const ac = new AbortController();
-    const running = runProjection(storage, {
+    const running = t.runProjection({
       name: "live",
       batchSize: 3,
       pollInterval: "50ms",
@@ -522,19 +508,19 @@ describe("projections", () => {
       await t.spawn(writer, { steps: 4, feed: "live-feed" }, { id: "live-1" })
     ).result({ timeout: "30s" });
     await t.publish("live-news", "outside");
-    const all = await settledStream(storage);
+    const all = await settledStream(t);
     await eventually(() => model.applied === all.at(-1)!.position, "the projection to catch up");
     ac.abort();
     const end = await running;
     assert.equal(end.position, all.at(-1)!.position);
     assert.equal(end.events, all.length);
     assert.equal(model.naive, all.length, "no event twice without a crash");
-    assert.deepEqual(model.counts, await tableCounts(storage));
-    assert.equal(await projectionPosition(storage, "live"), all.at(-1)!.position);
+    assert.deepEqual(model.counts, await tableCounts(t));
+    assert.equal(await t.projectionPosition("live"), all.at(-1)!.position);
     // a second run starts where the first stopped
     await t.publish("live-news", "after the restart");
     const ac2 = new AbortController();
-    const again = runProjection(storage, {
+    const again = t.runProjection({
       name: "live",
       pollInterval: "50ms",
       foreignTxGrace: 0,
@@ -545,7 +531,7 @@ describe("projections", () => {
     ac2.abort();
     assert.equal((await again).events, 1);
     // an already aborted signal: returns at once
-    const stopped = await runProjection(storage, {
+    const stopped = await t.runProjection({
       name: "live",
       signal: AbortSignal.abort(),
       handle: () => assert.fail("no batch after an abort"),
@@ -572,7 +558,7 @@ describe("projections", () => {
         );
         await t.start();
         await workload(t, "kill", 2, 2);
-        const positions = (await settledStream(t._storage)).map((e) => e.position);
+        const positions = (await settledStream(t)).map((e) => e.position);
         await t.stop(); // PGlite: one process at a time on the directory
 
         const env = { SP_DATABASE: database, SP_SCHEMA: schema, SP_OUT: out, SP_END: positions.at(-1)! };
@@ -645,22 +631,22 @@ describe("concurrent writers", { skip: needsPostgres }, () => {
   }
   after(() => Promise.allSettled(clients.map((c) => c.end())));
 
-  async function setup(): Promise<{ storage: Storage; insert: string; end: string }> {
+  async function setup(): Promise<{ t: Troupe; insert: string; end: string }> {
     const t = started(testTroupe({ worker: false }));
     await t.start();
-    const storage = t._storage;
-    const insert = storage.sql(
+    const insert = boundSql(
+      t,
       "INSERT INTO {schema}.messages (channel, data) VALUES ($1, $2) RETURNING id::text AS id",
     );
-    const end = (await readStream(storage, { foreignTxGrace: 0 })).position;
-    return { storage, insert, end };
+    const end = (await t.readStream({ foreignTxGrace: 0 })).position;
+    return { t, insert, end };
   }
 
   const ids = (events: StreamEvent[], channel?: string) =>
     events.flatMap((e) => (e.kind === "message" && (!channel || e.channel === channel) ? [e.messageId] : []));
 
   test("a smaller id that commits later is not skipped (tx A inserts, B inserts, B commits, A commits)", async () => {
-    const { storage, insert, end } = await setup();
+    const { t, insert, end } = await setup();
     const a = await client();
     const b = await client();
     await a.query("BEGIN");
@@ -671,32 +657,33 @@ describe("concurrent writers", { skip: needsPostgres }, () => {
     await b.query("COMMIT");
 
     // B is committed and visible: a reader of "id > last" would take it now and never see A
-    const { rows: visible } = await storage.db.query<{ id: string }>(
-      storage.sql("SELECT id::text AS id FROM {schema}.messages WHERE channel = 'race' ORDER BY id"),
+    const visible = await sqlRows<{ id: string }>(
+      t,
+      "SELECT id::text AS id FROM {schema}.messages WHERE channel = 'race' ORDER BY id",
     );
     assert.deepEqual(
       visible.map((r) => r.id),
       [idB],
     );
     // the stream holds B back while A (older, touching troupe's tables) is open, whatever the grace
-    const r1 = await readStream(storage, { after: end, foreignTxGrace: 0 });
+    const r1 = await t.readStream({ after: end, foreignTxGrace: 0 });
     assert.deepEqual(ids(r1.events, "race"), []);
     assert.equal(r1.position, end);
 
     await a.query("COMMIT");
     const r2 = await until(async () => {
-      const page = await readStream(storage, { after: r1.position, foreignTxGrace: 0 });
+      const page = await t.readStream({ after: r1.position, foreignTxGrace: 0 });
       return ids(page.events, "race").length === 2 ? page : null;
     }, "both messages");
     assert.deepEqual(ids(r2.events, "race"), [idA, idB]);
     assert.deepEqual(
-      (await readExactly(storage, 100, 2)).map((e) => e.kind === "message" && e.data),
+      (await readExactly(t, 100, 2)).map((e) => e.kind === "message" && e.data),
       ["A", "B"],
     );
   });
 
   test("the older transaction comes first even when it commits last and its ids are interleaved", async () => {
-    const { storage, insert, end } = await setup();
+    const { t, insert, end } = await setup();
     const a = await client();
     const b = await client();
     await b.query("BEGIN");
@@ -705,11 +692,11 @@ describe("concurrent writers", { skip: needsPostgres }, () => {
     const a1 = (await a.query<{ id: string }>(insert, ["mix", encode("a1")])).rows[0]!.id;
     await a.query("COMMIT");
     const b2 = (await b.query<{ id: string }>(insert, ["mix", encode("b2")])).rows[0]!.id;
-    const r1 = await readStream(storage, { after: end, foreignTxGrace: 0 });
+    const r1 = await t.readStream({ after: end, foreignTxGrace: 0 });
     assert.deepEqual(ids(r1.events), [], "A is committed but B, older, is still open");
     await b.query("COMMIT");
     const all = await until(async () => {
-      const events = await readAll(storage, 1, end);
+      const events = await readAll(t, 1, end);
       return events.length === 3 ? events : null;
     }, "three messages");
     // transaction order (B, then A), not id order: concurrent publishes to one channel
@@ -720,7 +707,7 @@ describe("concurrent writers", { skip: needsPostgres }, () => {
     "many writers committing in random order, read live: every committed row once, no rolled-back row",
     { timeout: 120_000 },
     async () => {
-      const { storage, insert, end } = await setup();
+      const { t, insert, end } = await setup();
       const WRITERS = 6;
       const TXS = 25;
       const committed: string[] = [];
@@ -731,7 +718,7 @@ describe("concurrent writers", { skip: needsPostgres }, () => {
       let position = end;
       const reader = (async () => {
         while (writing) {
-          const page = await readStream(storage, { after: position, limit: 5, foreignTxGrace: 0 });
+          const page = await t.readStream({ after: position, limit: 5, foreignTxGrace: 0 });
           read.push(...page.events);
           position = page.position;
           if (page.caughtUp) await pause(3);
@@ -758,7 +745,7 @@ describe("concurrent writers", { skip: needsPostgres }, () => {
       writing = false;
       await reader;
       const rest = await until(async () => {
-        const tail = await readAll(storage, 7, position);
+        const tail = await readAll(t, 7, position);
         return read.length + tail.length >= committed.length ? tail : null;
       }, "every committed row");
       const got = ids([...read, ...rest]);
@@ -777,7 +764,7 @@ describe("concurrent writers", { skip: needsPostgres }, () => {
   );
 
   test("a long transaction outside troupe's schema holds the stream back only for the grace period", async () => {
-    const { storage, insert, end } = await setup();
+    const { t, insert, end } = await setup();
     const other = await client();
     await other.query("BEGIN");
     await other.query("SELECT pg_current_xact_id()"); // a write transaction elsewhere: it has an id
@@ -785,22 +772,22 @@ describe("concurrent writers", { skip: needsPostgres }, () => {
     const id = (await c.query<{ id: string }>(insert, ["after-foreign", encode(1)])).rows[0]!.id;
     try {
       // the plain xmin bound waits for it, however long it runs
-      const strict = await readStream(storage, { after: end, foreignTxGrace: null });
+      const strict = await t.readStream({ after: end, foreignTxGrace: null });
       assert.deepEqual(ids(strict.events), []);
       // past the grace period, it is looked past (it holds nothing in troupe's schema)
       const page = await until(async () => {
-        const p = await readStream(storage, { after: end, foreignTxGrace: "300ms" });
+        const p = await t.readStream({ after: end, foreignTxGrace: "300ms" });
         return ids(p.events).length > 0 ? p : null;
       }, "the stream to look past the foreign transaction");
       assert.deepEqual(ids(page.events), [id]);
       // once it touches troupe's schema, it holds the stream back again, at once
-      await other.query(storage.sql("SELECT count(*) FROM {schema}.messages"));
+      await other.query(boundSql(t, "SELECT count(*) FROM {schema}.messages"));
       const later = (await c.query<{ id: string }>(insert, ["after-foreign", encode(2)])).rows[0]!.id;
-      const held = await readStream(storage, { after: page.position, foreignTxGrace: 0 });
+      const held = await t.readStream({ after: page.position, foreignTxGrace: 0 });
       assert.deepEqual(ids(held.events), []);
       await other.query("COMMIT");
       const last = await until(async () => {
-        const p = await readStream(storage, { after: page.position, foreignTxGrace: 0 });
+        const p = await t.readStream({ after: page.position, foreignTxGrace: 0 });
         return ids(p.events).length > 0 ? p : null;
       }, "the later message");
       assert.deepEqual(ids(last.events), [later]);
@@ -816,7 +803,6 @@ describe("bad input", () => {
   test("invalid positions, limits and options are ValidationErrors", async () => {
     const t = started(testTroupe({ worker: false }));
     await t.start();
-    const storage = t._storage;
     const txid = "0000000000000001";
     const bad: unknown[] = [
       "nope",
@@ -842,41 +828,35 @@ describe("bad input", () => {
     ];
     for (const after of bad) {
       await assert.rejects(
-        readStream(storage, { after: after as string }),
+        t.readStream({ after: after as string }),
         (err: unknown) => err instanceof ValidationError && err.code === "VALIDATION",
         `after ${JSON.stringify(after)?.slice(0, 40)}`,
       );
     }
     // well-formed, but from a future this database has not reached
     await assert.rejects(
-      readStream(storage, { after: "7fffffffffffffff.m0000000000000001" }),
+      t.readStream({ after: "7fffffffffffffff.m0000000000000001" }),
       /ahead of this database/,
     );
     for (const limit of [0, -1, 1.5, 10_001, "10", Number.NaN]) {
       await assert.rejects(
-        readStream(storage, { limit: limit as number }),
+        t.readStream({ limit: limit as number }),
         ValidationError,
         `limit ${String(limit)}`,
       );
     }
-    await assert.rejects(readStream(storage, { foreignTxGrace: "soon" }), ValidationError);
+    await assert.rejects(t.readStream({ foreignTxGrace: "soon" }), ValidationError);
     assert.throws(() => comparePositions("a", STREAM_START), ValidationError);
 
     const handle = () => {};
-    await assert.rejects(catchUp(storage, { name: "", handle }), ValidationError);
-    await assert.rejects(catchUp(storage, { name: "has space", handle }), ValidationError);
-    await assert.rejects(catchUp(storage, { name: "ok", handle: "no" as never }), ValidationError);
-    await assert.rejects(catchUp(storage, { name: "ok", handle, batchSize: 0 }), ValidationError);
-    await assert.rejects(
-      runProjection(storage, { name: "ok", handle, pollInterval: "often" }),
-      ValidationError,
-    );
-    await assert.rejects(
-      runProjection(storage, { name: "ok", handle, signal: {} as AbortSignal }),
-      ValidationError,
-    );
-    await assert.rejects(resetProjection(storage, "ok", "garbage"), ValidationError);
-    assert.equal(await projectionPosition(storage, "ok"), null, "bad input changed nothing");
+    await assert.rejects(t.catchUp({ name: "", handle }), ValidationError);
+    await assert.rejects(t.catchUp({ name: "has space", handle }), ValidationError);
+    await assert.rejects(t.catchUp({ name: "ok", handle: "no" as never }), ValidationError);
+    await assert.rejects(t.catchUp({ name: "ok", handle, batchSize: 0 }), ValidationError);
+    await assert.rejects(t.runProjection({ name: "ok", handle, pollInterval: "often" }), ValidationError);
+    await assert.rejects(t.runProjection({ name: "ok", handle, signal: {} as AbortSignal }), ValidationError);
+    await assert.rejects(t.resetProjection("ok", "garbage"), ValidationError);
+    assert.equal(await t.projectionPosition("ok"), null, "bad input changed nothing");
 
     // positions round-trip
     const p = parsePosition(`${txid}.j${Buffer.from("é😀").toString("hex")}.0000000200000003`);

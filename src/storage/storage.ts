@@ -9,6 +9,9 @@ import { LockStore } from "./lock-store.js";
 import { OutboxStore } from "../outbox/outbox-store.js";
 import { ScheduleStore } from "./schedule-store.js";
 import { checkSchema, migrate } from "./migrate.js";
+import { ProjectionStore } from "./projection-store.js";
+import { StatsStore } from "./stats-store.js";
+import { StreamStore } from "./stream-store.js";
 import { TimerStore } from "./timer-store.js";
 
 /**
@@ -26,6 +29,9 @@ export class Storage {
   readonly outbox: OutboxStore;
   readonly lifecycle: LifecycleStore;
   readonly schedules: ScheduleStore;
+  readonly stats: StatsStore;
+  readonly stream: StreamStore;
+  readonly projections: ProjectionStore;
   private readonly ctx: StoreContext;
 
   constructor(
@@ -42,6 +48,9 @@ export class Storage {
     this.outbox = new OutboxStore(this.ctx);
     this.lifecycle = new LifecycleStore(this.ctx, this.actors);
     this.schedules = new ScheduleStore(this.ctx);
+    this.stats = new StatsStore(this.ctx);
+    this.stream = new StreamStore(this.ctx);
+    this.projections = new ProjectionStore(this.ctx);
   }
 
   migrate() {
@@ -50,6 +59,11 @@ export class Storage {
 
   checkSchema() {
     return checkSchema(this.db, this.schema);
+  }
+
+  /** One round trip (SELECT 1): resolves when the database answers. */
+  async ping(): Promise<void> {
+    await this.db.query("SELECT 1");
   }
 
   /** The random id made once per installation (database + schema): scopes shared transports. */
@@ -61,7 +75,10 @@ export class Storage {
     return rows[0].id;
   }
 
-  /** Raw SQL bound to the schema, for tests and tools. */
+  /**
+   * Raw SQL bound to the schema: for src/internal/ (the tests' door) only. Code outside
+   * storage/ asks a store for an operation instead (as `db`, this goes once no caller is left).
+   */
   sql(text: string): string {
     return this.ctx.sql(text);
   }

@@ -13,7 +13,8 @@ import { optionsArg } from "../arguments.js";
 import { toMillis, type Duration } from "../duration.js";
 import { ValidationError } from "../errors.js";
 import { checkName } from "../names.js";
-import type { Storage } from "../storage/storage.js";
+import type { ProjectionStore } from "../storage/projection-store.js";
+import type { StreamStore } from "../storage/stream-store.js";
 import { DEFAULT_READ_LIMIT, checkGrace, checkLimit, readStream, type StreamEvent } from "./event-stream.js";
 import { STREAM_START, parsePosition, type StreamPosition } from "./position.js";
 import { startTimeout } from "../timers.js";
@@ -47,6 +48,12 @@ export interface ProjectionOptions extends CatchUpOptions {
   signal?: AbortSignal;
 }
 
+/** What projections read and write: the stream, and their stored positions. */
+export interface ProjectionStorage {
+  readonly stream: StreamStore;
+  readonly projections: ProjectionStore;
+}
+
 export interface ProjectionProgress {
   /** Events handed to `handle` by this call. */
   events: number;
@@ -55,37 +62,28 @@ export interface ProjectionProgress {
   position: StreamPosition;
 }
 
-const LOAD = "SELECT cursor FROM {schema}.stream_positions WHERE name = $1";
-/** Never moves back: a concurrent runner of the same projection that got further wins. */
-const SAVE = `
-  INSERT INTO {schema}.stream_positions AS p (name, cursor, updated_at) VALUES ($1, $2, now())
-  ON CONFLICT (name) DO UPDATE
-     SET cursor = GREATEST(p.cursor COLLATE "C", excluded.cursor COLLATE "C"), updated_at = now()
-  RETURNING cursor`;
-const RESET = `
-  INSERT INTO {schema}.stream_positions (name, cursor, updated_at) VALUES ($1, $2, now())
-  ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, updated_at = now()`;
-
 function checkProjectionName(name: unknown): string {
   return checkName(name, "projection name");
 }
 
 /** The stored position of a projection, or null when it never stored one. */
-export async function projectionPosition(storage: Storage, name: string): Promise<StreamPosition | null> {
+export async function projectionPosition(
+  storage: ProjectionStorage,
+  name: string,
+): Promise<StreamPosition | null> {
   checkProjectionName(name);
-  const { rows } = await storage.db.query<{ cursor: string }>(storage.sql(LOAD), [name]);
-  return rows[0] ? rows[0].cursor : null;
+  return storage.projections.position(name);
 }
 
 /** Sets a projection's position, backwards too (default: the start, to rebuild its read model). */
 export async function resetProjection(
-  storage: Storage,
+  storage: ProjectionStorage,
   name: string,
   position: StreamPosition = STREAM_START,
 ): Promise<void> {
   checkProjectionName(name);
   parsePosition(position, "resetProjection position");
-  await storage.db.query(storage.sql(RESET), [name, position]);
+  await storage.projections.reset(name, position);
 }
 
 interface Checked {
@@ -105,7 +103,7 @@ function checkOptions(options: CatchUpOptions, what: string): Checked {
   return { name, handle: opts.handle, batchSize, foreignTxGrace: graceMs };
 }
 
-async function load(storage: Storage, name: string): Promise<StreamPosition> {
+async function load(storage: ProjectionStorage, name: string): Promise<StreamPosition> {
   const stored = (await projectionPosition(storage, name)) ?? STREAM_START;
   parsePosition(stored, `stored position of projection "${name}"`);
   return stored;
@@ -113,26 +111,26 @@ async function load(storage: Storage, name: string): Promise<StreamPosition> {
 
 /** One batch: read after `from`, handle, then store. Returns the position to go on from. */
 async function step(
-  storage: Storage,
+  storage: ProjectionStorage,
   o: Checked,
   from: StreamPosition,
 ): Promise<{ position: StreamPosition; events: number; caughtUp: boolean }> {
-  const page = await readStream(storage, {
+  const page = await readStream(storage.stream, {
     after: from,
     limit: o.batchSize,
     foreignTxGrace: o.foreignTxGrace,
   });
   if (page.events.length === 0) return { position: from, events: 0, caughtUp: true };
   await o.handle(page.events, { name: o.name, from, to: page.position });
-  const { rows } = await storage.db.query<{ cursor: string }>(storage.sql(SAVE), [o.name, page.position]);
-  return { position: rows[0]!.cursor, events: page.events.length, caughtUp: page.caughtUp };
+  const stored = await storage.projections.advance(o.name, page.position);
+  return { position: stored, events: page.events.length, caughtUp: page.caughtUp };
 }
 
 /**
  * Handles everything readable now, batch by batch from the stored position, then returns.
  * If `handle` throws, it rejects with that error; the failed batch's position is not stored.
  */
-export async function catchUp(storage: Storage, opts: CatchUpOptions): Promise<ProjectionProgress> {
+export async function catchUp(storage: ProjectionStorage, opts: CatchUpOptions): Promise<ProjectionProgress> {
   const o = checkOptions(opts, "catchUp");
   let position = await load(storage, o.name);
   let events = 0;
@@ -167,7 +165,10 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
  * finished and stored first); rejects with the first error (from `handle` or the database),
  * leaving the last stored position in place: call it again to resume.
  */
-export async function runProjection(storage: Storage, opts: ProjectionOptions): Promise<ProjectionProgress> {
+export async function runProjection(
+  storage: ProjectionStorage,
+  opts: ProjectionOptions,
+): Promise<ProjectionProgress> {
   const o = checkOptions(opts, "runProjection");
   const pollMs = toMillis(opts.pollInterval ?? "1s", "runProjection pollInterval");
   const signal = opts.signal;
