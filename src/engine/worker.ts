@@ -7,7 +7,7 @@ import type { WaitSpec } from "../storage/actor-store.js";
 import type { ActorRow, JournalEntry } from "../storage/rows.js";
 import type { Storage } from "../storage/storage.js";
 import type { Wakeup, Wakeups } from "../wakeups/wakeups.js";
-import { Execution, type ExecutionHost, type SegmentEnd } from "./execution.js";
+import { Execution, type ExecutionHost, type SegmentEnd } from "./execution/execution.js";
 import { BackgroundLoops } from "./background.js";
 import { DatabaseOutage } from "./outage.js";
 import { delay, startInterval, startTimeout, type Timer } from "../timers.js";
