@@ -7,7 +7,8 @@ import type { WaitSpec } from "../storage/actor-store.js";
 import type { ActorRow, JournalEntry } from "../storage/rows.js";
 import type { Storage } from "../storage/storage.js";
 import type { Wakeup, Wakeups } from "../wakeups/wakeups.js";
-import { Execution, type ExecutionHost, type SegmentEnd } from "./execution/execution.js";
+import type { ActivationResult } from "./execution/activation.js";
+import { Execution, type ExecutionDeps } from "./execution/execution.js";
 import { BackgroundLoops } from "./background.js";
 import { DatabaseOutage } from "./outage.js";
 import { delay, startInterval, startTimeout, type Timer } from "../timers.js";
@@ -37,10 +38,12 @@ const LOCAL_TIMER_WINDOW_MS = 10 * 60_000;
  * A worker claims runnable actors (by wakeup and by polling), runs them under a lease it
  * keeps refreshing, and parks suspended executions in memory for cheap resume.
  */
-export class Worker implements ExecutionHost {
+export class Worker {
   readonly leaseMs: number;
   readonly maxPayloadBytes: number;
-  stopping = false;
+  private readonly stopper = new AbortController();
+  /** What every execution of this worker runs on. */
+  private readonly executionDeps: ExecutionDeps;
   private readonly running = new Map<string, Execution>();
   private readonly parked = new Map<string, Execution>(); // LRU by insertion order
   private readonly localTimers = new Map<string, Timer>();
@@ -78,6 +81,15 @@ export class Worker implements ExecutionHost {
     this.leaseMs = cfg.leaseMs;
     this.maxPayloadBytes = cfg.maxPayloadBytes;
     this.outage = new DatabaseOutage(cfg.log);
+    this.executionDeps = {
+      storage,
+      leaseMs: cfg.leaseMs,
+      maxPayloadBytes: cfg.maxPayloadBytes,
+      propagation: cfg.propagation,
+      wake: (w) => wakeups.publish(w),
+      debugPoint: cfg.debugPoint,
+      stopping: this.stopper.signal,
+    };
     this.background = new BackgroundLoops(storage, wakeups, {
       outage: this.outage,
       workerId: cfg.id,
@@ -89,8 +101,8 @@ export class Worker implements ExecutionHost {
     });
   }
 
-  get propagation(): ContextPropagation {
-    return this.cfg.propagation;
+  private get stopping(): boolean {
+    return this.stopper.signal.aborted;
   }
 
   get id(): string {
@@ -159,7 +171,7 @@ export class Worker implements ExecutionHost {
 
   /** Graceful: stop claiming, let running segments finish (up to shutdownMs), hand back the rest. */
   async stop(): Promise<void> {
-    this.stopping = true;
+    this.stopper.abort();
     this.pollTimer?.clear();
     for (const t of this.localTimers.values()) t.clear();
     this.localTimers.clear();
@@ -177,9 +189,12 @@ export class Worker implements ExecutionHost {
     await this.storage.locks.removeWorker(this.cfg.id).catch(() => {});
   }
 
-  // ---- ExecutionHost -------------------------------------------------------------------
+  // ---- parking -----------------------------------------------------------------------
 
-  onParked(exec: Execution, wait: WaitSpec): void {
+  /** An activation parked at `wait`: keep the execution for an in-memory resume, arm the wait's timer. */
+  private park(exec: Execution, wait: WaitSpec): void {
+    // Superseded meanwhile (we claimed the actor again): the newer execution holds the slot.
+    if (this.running.get(exec.id) !== exec) return;
     this.dropRunning(exec);
     // Claim again only if we had been full (the common park must not cost a query).
     if (this.free() === 1) queueMicrotask(() => this.slotFreed());
@@ -191,14 +206,6 @@ export class Worker implements ExecutionHost {
       this.parked.delete(oldest);
     }
     if (wait.until) this.armLocalTimer(exec.id, wait.seq, wait.until);
-  }
-
-  debugPoint(name: string, info: Record<string, unknown>): Promise<void> {
-    return this.cfg.debugPoint(name, info);
-  }
-
-  wake(wakeups: readonly Wakeup[]): void {
-    this.wakeups.publish(wakeups);
   }
 
   // ---- claiming --------------------------------------------------------------------------
@@ -459,18 +466,18 @@ export class Worker implements ExecutionHost {
     if (exec) this.stats.resumes++;
     else this.stats.replays++;
     this.parked.delete(row.id);
-    exec ??= new Execution(this, def, row, this.cfg.id);
+    exec ??= new Execution(this.executionDeps, def, row, this.cfg.id);
     this.running.set(row.id, exec);
     this.starting.delete(row.id);
     const end = await exec.run();
     await this.settle(exec, end);
   }
 
-  private async settle(exec: Execution, end: SegmentEnd): Promise<void> {
-    const fence = exec.fence;
+  private async settle(exec: Execution, { ending: end, fence }: ActivationResult): Promise<void> {
     switch (end.kind) {
       case "parked":
-        return; // onParked moved it to the parked cache
+        this.park(exec, end.wait);
+        return;
       case "abandoned":
         this.dropRunning(exec);
         if (end.reason !== "lock-lost") {
@@ -484,7 +491,7 @@ export class Worker implements ExecutionHost {
         this.dropRunning(exec);
         const row = await this.storage.actors.get(exec.id);
         if (row && row.leaseVersion === fence.leaseVersion && row.leaseOwner === this.cfg.id) {
-          const next = new Execution(this, exec.def, row, this.cfg.id);
+          const next = new Execution(this.executionDeps, exec.def, row, this.cfg.id);
           this.running.set(row.id, next);
           await this.settle(next, await next.run());
         }

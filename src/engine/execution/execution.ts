@@ -4,7 +4,6 @@ import type { ContextPropagation, ContextSnapshot } from "../../context-propagat
 import {
   LockLostError,
   NonDeterminismError,
-  TroupeError,
   ValidationError,
   errorFromRecord,
   recordError,
@@ -15,36 +14,29 @@ import type { Storage } from "../../storage/storage.js";
 import type { Wakeup } from "../../wakeups/wakeups.js";
 import type { ActorContext } from "../context.js";
 import { JournalReader } from "../journal-reader.js";
+import { Activation, type ActivationEnding, type ActivationResult } from "./activation.js";
 import { runCompensations, type Compensation } from "./compensation.js";
 import { makeContext } from "./ctx.js";
 import { forever, isJournaledError, isTransientDatabaseError } from "./failures.js";
 
-/** What the worker needs from its surroundings. */
-export interface ExecutionHost {
+/**
+ * What an execution runs on, handed down by the worker (one object for all its
+ * executions). Plain dependencies: nothing here calls back into the worker, which learns
+ * what happened from the ActivationResult that run() returns.
+ */
+export interface ExecutionDeps {
   readonly storage: Storage;
   readonly leaseMs: number;
   readonly maxPayloadBytes: number;
-  /** True while the worker is shutting down: no new live work starts. */
-  readonly stopping: boolean;
-  /** Called after a wait with a deadline was registered (to arm a local timer). */
-  onParked(exec: Execution, wait: WaitSpec): void;
   /** Captures and restores ambient context (trace, tenant …). */
   readonly propagation: ContextPropagation;
   /** Publishes wakeups after a commit. */
-  wake(wakeups: readonly Wakeup[]): void;
-  /** Test hook: named points in the engine where tests can pause or kill the process. */
-  debugPoint(name: string, info: Record<string, unknown>): Promise<void>;
+  readonly wake: (wakeups: readonly Wakeup[]) => void;
+  /** Test hook (src/internal/debug-points.ts): named points where tests pause or kill the process. */
+  readonly debugPoint: (name: string, info: Record<string, unknown>) => Promise<void>;
+  /** Aborted when the worker starts shutting down: no new live work starts. */
+  readonly stopping: AbortSignal;
 }
-
-export type SegmentEnd =
-  | { kind: "returned"; value: unknown }
-  | { kind: "compensate" } // compensation mode: replay reached the end of the journal
-  | { kind: "cancel" } // a cancel request stopped the execution
-  | { kind: "recur" } // continue-as-new committed: start the next generation
-  | { kind: "threw"; error: unknown }
-  | { kind: "parked" }
-  | { kind: "abandoned"; reason: "lock-lost" | "stopping" | "transient" }
-  | { kind: "fatal"; error: TroupeError };
 
 interface Parked {
   seq: number;
@@ -53,16 +45,12 @@ interface Parked {
   journalVersion: number;
 }
 
-class Deferred<T> {
-  resolve!: (v: T) => void;
-  readonly promise = new Promise<T>((r) => (this.resolve = r));
-}
-
 /**
  * One in-memory run of an actor. It replays journaled operations, runs new ones live
  * (each journaled under the lease fence) and, at a wait, parks: the actor's promise
  * stays pending in memory so that a later wakeup on this worker can resume it without
- * replaying (sticky execution), as long as the journal has not moved under it.
+ * replaying, as long as the journal has not moved under it. Each run() is one
+ * activation, returned to the worker as an ActivationResult.
  *
  * The ctx operations live in the files of their concept (steps.ts, waits.ts, effects.ts,
  * compensation.ts), written as methods of this class; the members under "for the
@@ -74,8 +62,10 @@ export class Execution {
   fence: Fence;
   private readonly reader: JournalReader;
   private parked: Parked | undefined;
-  private segment = new Deferred<SegmentEnd>();
-  private finished: Promise<SegmentEnd> | undefined;
+  /** The current activation: a resume opens the next one. */
+  private activation = new Activation();
+  /** How the actor function ended (returned or threw), once it has. */
+  private finished: Promise<ActivationEnding> | undefined;
   private waiting = false;
   readonly ctx: ActorContext;
   /** A cancel arrived while replaying: end with "cancel" at the first operation not in the journal. */
@@ -83,7 +73,7 @@ export class Execution {
   /**
    * "compensate": the actor is compensating (after a failure or cancel). Its function is
    * replayed only to re-register compensation closures; the first operation that is not
-   * in the journal ends the segment instead of running.
+   * in the journal ends the activation instead of running.
    */
   readonly mode: "normal" | "compensate";
   private readonly input: unknown;
@@ -102,7 +92,7 @@ export class Execution {
   readonly context: ContextSnapshot | null;
 
   constructor(
-    readonly host: ExecutionHost,
+    readonly host: ExecutionDeps,
     readonly def: ActorDefinition,
     row: ActorRow,
     worker: string,
@@ -148,25 +138,35 @@ export class Execution {
     return this.parked;
   }
 
-  /** Starts (first segment) or continues the actor; resolves when it returns, throws, parks or is abandoned. */
-  run(): Promise<SegmentEnd> {
+  /**
+   * Runs one activation: starts the actor (first run) or carries on from the wait resume()
+   * completed, until it parks at its next wait, ends or fails. Returns what happened; the
+   * worker acts on it.
+   */
+  async run(): Promise<ActivationResult> {
+    const activation = this.activation;
     this.finished ??= this.host.propagation
       .restore(this.context, async () => this.def.fn(this.ctx, this.input))
       .then(
-        (value): SegmentEnd => ({ kind: "returned", value }),
-        (error): SegmentEnd => ({ kind: "threw", error }),
+        (value): ActivationEnding => ({ kind: "returned", value }),
+        (error): ActivationEnding => ({ kind: "threw", error }),
       );
-    return Promise.race([this.finished, this.segment.promise]).then(async (end) => {
-      if (end.kind === "returned" || end.kind === "threw") {
-        // Let in-flight journal writes (concurrent steps) land before the final write.
-        await Promise.allSettled([...this.inflight]);
-        if (this.state === "abandoned") return { kind: "abandoned", reason: "lock-lost" };
-        if (end.kind === "threw" && end.error instanceof LockLostError)
-          return { kind: "abandoned", reason: "lock-lost" };
-        this.state = "done";
-      }
-      return end;
-    });
+    const ending = await Promise.race([this.finished, activation.ended]);
+    // Decided: what is reported for this activation from now on is too late to count (a
+    // wait the actor did not await may still register while the function's end drains).
+    activation.end(ending);
+    return { ending: await this.drained(ending), fence: this.fence };
+  }
+
+  /** The function ended: let in-flight journal writes (concurrent steps) land before the final write. */
+  private async drained(ending: ActivationEnding): Promise<ActivationEnding> {
+    if (ending.kind !== "returned" && ending.kind !== "threw") return ending;
+    await Promise.allSettled([...this.inflight]);
+    if (this.state === "abandoned") return { kind: "abandoned", reason: "lock-lost" };
+    if (ending.kind === "threw" && ending.error instanceof LockLostError)
+      return { kind: "abandoned", reason: "lock-lost" };
+    this.state = "done";
+    return ending;
   }
 
   /**
@@ -181,7 +181,7 @@ export class Execution {
     this.parked = undefined;
     this.state = "running";
     this.waiting = false;
-    this.segment = new Deferred<SegmentEnd>();
+    this.activation = new Activation();
     p.resolve(entry);
     return true;
   }
@@ -208,16 +208,17 @@ export class Execution {
     }
   }
 
-  end(e: SegmentEnd): void {
+  /** Ends the current activation (see Activation: only its first ending counts). */
+  end(e: ActivationEnding): void {
     // After abandonment, a fatal error, cancel or recur, actor code that carries on just hangs: nothing more is journaled.
     if (e.kind !== "parked" && e.kind !== "returned" && e.kind !== "threw") this.state = "abandoned";
-    this.segment.resolve(e);
+    this.activation.end(e);
   }
 
   /** Wraps a live operation: tracks it, and turns a lost lease into abandonment. */
   async live<T>(work: () => Promise<T>): Promise<T> {
     if (this.state === "abandoned") return forever();
-    if (this.host.stopping) {
+    if (this.host.stopping.aborted) {
       this.end({ kind: "abandoned", reason: "stopping" });
       return forever();
     }
@@ -313,8 +314,7 @@ export class Execution {
         this.parked = { seq: wait.seq, resolve, journalVersion: outcome.parkedAt };
       });
       this.state = "parked";
-      this.host.onParked(this, wait);
-      this.end({ kind: "parked" });
+      this.end({ kind: "parked", wait });
       return await resumed;
     } finally {
       this.waiting = false;
