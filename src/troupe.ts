@@ -22,7 +22,7 @@ import {
   ValidationError,
   type RecordedError,
 } from "./errors.js";
-import { Worker } from "./engine/worker.js";
+import { Worker } from "./engine/worker/worker.js";
 import { mailboxSql } from "./storage/mailbox.js";
 import { checkName, checkText } from "./names.js";
 import {
