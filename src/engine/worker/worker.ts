@@ -215,6 +215,7 @@ export class Worker {
     this.slots.clear();
     this.parked.clear();
     this.leases.stop();
+    // Our parked executions are gone: deliveries need not wait for this worker (storage says "sticky").
     await this.storage.actors.clearSticky(this.cfg.id).catch(() => {});
     await this.storage.locks.removeWorker(this.cfg.id).catch(() => {});
   }
