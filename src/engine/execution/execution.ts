@@ -134,8 +134,14 @@ export class Execution {
     return runCompensations.call(this);
   }
 
+  /** Where it waits, while parked (a resume needs the entry completing that wait). */
   get parkedAt(): Parked | undefined {
     return this.parked;
+  }
+
+  /** Parked at a wait and still resumable in memory (not superseded, cancelled or ended since). */
+  get isParked(): boolean {
+    return this.state === "parked";
   }
 
   /**

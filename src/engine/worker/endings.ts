@@ -106,6 +106,8 @@ export class Endings {
   private park(exec: Execution, seq: number, until: Date | undefined): void {
     // Superseded meanwhile (we claimed the actor again): the newer execution holds the slot.
     if (!this.d.slots.parked(exec)) return;
+    // Stopped since it parked (a cancel, a newer claim): it can only be replayed.
+    if (!exec.isParked) return;
     this.d.parked.add(exec);
     if (until) this.d.localTimers.arm(exec.id, seq, until);
   }
