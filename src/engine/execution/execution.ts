@@ -92,6 +92,7 @@ export class Execution {
   readonly context: ContextSnapshot | null;
 
   constructor(
+    /** What it runs on (see ExecutionDeps): handed down, never called back into. */
     readonly host: ExecutionDeps,
     readonly def: ActorDefinition,
     row: ActorRow,
