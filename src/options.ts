@@ -76,11 +76,6 @@ export interface TroupeOptions {
   /** Receives troupe's log lines (default: warnings and errors to stderr). */
   logger?: Logger;
   /**
-   * Test hook: called at named points inside the engine (e.g. "step:after-fn") so fault
-   * tests can hit an exact window. Never needed in production.
-   */
-  debugPoint?: (name: string, info: Record<string, unknown>) => void | Promise<void>;
-  /**
    * Relay the transactional outbox (ctx.emit / troupe.emitEvent) from this process to a sink, e.g.
    * `{ sink: httpSink({ url }) }`. Any number of processes may relay; none sends an event twice.
    */

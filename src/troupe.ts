@@ -14,7 +14,8 @@ import {
 } from "./channels.js";
 import { encode } from "./codec.js";
 import { NotStartedError, ValidationError } from "./errors.js";
-import { Worker } from "./engine/worker.js";
+import { Worker } from "./engine/worker/worker.js";
+import { debugPointsFor } from "./internal/debug-points.js";
 import { mailboxSql } from "./storage/mailbox.js";
 import { checkName } from "./names.js";
 import {
@@ -102,8 +103,6 @@ function validateConstructorOptions(o: TroupeOptions): void {
   }
   if (o.logger !== undefined && typeof o.logger !== "function")
     throw new ValidationError("logger must be a function");
-  if (o.debugPoint !== undefined && typeof o.debugPoint !== "function")
-    throw new ValidationError("debugPoint must be a function");
   if (o.workerId !== undefined) checkName(o.workerId, "workerId", 200);
   for (const k of ["migrate", "worker", "preparedStatements"] as const) {
     if (o[k] !== undefined && typeof o[k] !== "boolean")
@@ -207,7 +206,6 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     }
     if (this.options.worker === false) return;
 
-    const debug = this.options.debugPoint;
     this.worker = new Worker(this.storage, this.wakeups, this.registry, {
       id: this.workerId,
       concurrency: this.opts.concurrency,
@@ -219,7 +217,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
       messageRetentionMs: this.opts.messageRetentionMs,
       actorRetentionMs: this.opts.actorRetentionMs,
       log: this.log,
-      debugPoint: debug ? async (n, i) => debug(n, i) : async () => {},
+      debugPoint: debugPointsFor(this),
       propagation: this.propagation,
       emit: (event, payload) => this.emit(event as "actor:completed", payload as { actorId: string }),
     });

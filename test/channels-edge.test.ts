@@ -16,6 +16,7 @@ import {
   type TroupeOptions,
 } from "../src/index.js";
 import { decode } from "../src/codec.js";
+import { setDebugPoint } from "../src/internal/debug-points.js";
 import { REDIS_URL, eventually, restartable, testTroupe } from "./helpers.js";
 
 type Mode = "broadcast" | "competing" | "direct";
@@ -522,7 +523,8 @@ function deliveryGate(holdAfter: string) {
 
 describe("competing channels with receiveAny", () => {
   const gate = deliveryGate("fifo-z");
-  const t = testTroupe({ actors: [consumer, single], debugPoint: gate.debugPoint });
+  const t = testTroupe({ actors: [consumer, single] });
+  setDebugPoint(t, gate.debugPoint);
   after(() => t.stop());
 
   const unclaimed = (ch: string) => countMessages(t, "channel = $1 AND claimed_by IS NULL", [ch]);
@@ -717,7 +719,8 @@ describe("competing delivery over several sources (storage level)", () => {
 describe("competing channels with receiveAny: a delivery round skips nobody", () => {
   const gate = deliveryGate("skip-z");
   // A long poll interval: the sweep (the safety net for lost wakeups) does not run during the test.
-  const t = testTroupe({ actors: [single], pollInterval: "30s", debugPoint: gate.debugPoint });
+  const t = testTroupe({ actors: [single], pollInterval: "30s" });
+  setDebugPoint(t, gate.debugPoint);
   after(() => t.stop());
 
   test("two consumers on receiveAny([a, b]), one message on each: both are delivered at once, neither is left to the sweep", async () => {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import pg from "pg";
 import { decode, encode } from "../src/codec.js";
+import { setDebugPoint } from "../src/internal/debug-points.js";
 import { TroupeError, actor, type ActorContext } from "../src/index.js";
 import { PG_URL, eventually, needsPostgres, restartable, testTroupe } from "./helpers.js";
 
@@ -53,13 +54,13 @@ describe("no lost wakeup", () => {
     const t = testTroupe({
       actors: [waiter],
       pollInterval: "1h", // no polling and no sweep: only the wakeup can deliver in time
-      debugPoint: async (name, info) => {
-        if (name !== "receive:before-wait" || fired || !(info.channels as string[]).includes("race")) return;
-        fired = true;
-        // Publish from outside exactly inside the window and let it get as far as it can.
-        publishing = t.publish("race", "in-the-window");
-        await Promise.race([publishing, blockedOnChannelLock(probe)]);
-      },
+    });
+    setDebugPoint(t, async (name, info) => {
+      if (name !== "receive:before-wait" || fired || !(info.channels as string[]).includes("race")) return;
+      fired = true;
+      // Publish from outside exactly inside the window and let it get as far as it can.
+      publishing = t.publish("race", "in-the-window");
+      await Promise.race([publishing, blockedOnChannelLock(probe)]);
     });
     try {
       await t.start();
@@ -81,9 +82,9 @@ describe("no lost wakeup", () => {
       const t = testTroupe({
         actors: [waiter],
         pollInterval: "200ms",
-        debugPoint: (name, info) => {
-          if (name === "deliver:done") attempts.push(info as { sources: string[]; delivered: string[] });
-        },
+      });
+      setDebugPoint(t, (name, info) => {
+        if (name === "deliver:done") attempts.push(info as { sources: string[]; delivered: string[] });
       });
       const locker = new pg.Client({ connectionString: PG_URL });
       await locker.connect();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { Troupe, TroupeError, actor, channel, type ActorDefinition } from "../src/index.js";
+import { setDebugPoint } from "../src/internal/debug-points.js";
 import { dropSchema, eventually, freshSchema, testTroupe } from "./helpers.js";
 import { sqlRows } from "./support/internals.js";
 
@@ -382,10 +383,10 @@ describe("a transaction whose timeout fires while it commits (found by the fuzze
   const t = testTroupe({
     actors: [slow],
     schema,
-    // The window: the step's fn has returned, its transaction has not committed yet.
-    debugPoint: async (name) => {
-      if (name === "tx:after-fn") await new Promise((r) => setTimeout(r, 300));
-    },
+  });
+  // The window: the step's fn has returned, its transaction has not committed yet.
+  setDebugPoint(t, async (name) => {
+    if (name === "tx:after-fn") await new Promise((r) => setTimeout(r, 300));
   });
   after(async () => {
     await t.stop();

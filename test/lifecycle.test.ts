@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ActorCancelledError, actor, type ActorContext, type TroupeError } from "../src/index.js";
+import { setDebugPoint } from "../src/internal/debug-points.js";
 import { ledgerSaga, saga, slowStep } from "./fixtures/saga-actors.js";
 import { PG_URL, REDIS_URL, eventually, needsPostgres, restartable, testTroupe } from "./helpers.js";
 
@@ -356,13 +357,13 @@ describe("cancel racing a wait", () => {
     let fired = false;
     const t: ReturnType<typeof testTroupe> = testTroupe({
       actors: [waiterWithSaga],
-      debugPoint: async (name, info) => {
-        if (name !== "wait:before-register" || fired || info.kind !== "receive") return;
-        fired = true;
-        // Store-level cancel: commits while the worker still holds the lease, and its wakeup is
-        // "late" (never sent) — only the wait registration itself can notice it.
-        await t._storage.lifecycle.cancel(info.actorId as string, "raced");
-      },
+    });
+    setDebugPoint(t, async (name, info) => {
+      if (name !== "wait:before-register" || fired || info.kind !== "receive") return;
+      fired = true;
+      // Store-level cancel: commits while the worker still holds the lease, and its wakeup is
+      // "late" (never sent) — only the wait registration itself can notice it.
+      await t._storage.lifecycle.cancel(info.actorId as string, "raced");
     });
     try {
       await t.start();

@@ -7,7 +7,7 @@ import { startInterval, type Timer } from "../timers.js";
 const LEADER_LOCK = "leader";
 const RETENTION_EVERY_MS = 60_000;
 
-export interface BackgroundConfig {
+export interface LeaderConfig {
   workerId: string;
   leaseMs: number;
   pollMs: number;
@@ -19,10 +19,11 @@ export interface BackgroundConfig {
 }
 
 /**
- * Loops that must run somewhere but only once: due timers, expired leases, pruning.
- * Whichever worker holds the "leader" system lock (a lease, renewed each tick) runs them.
+ * The leader: work that must run somewhere but only once — due timers, expired leases,
+ * the delivery sweep's hints, schedules, retention. Every worker runs a Leader; the one
+ * that holds the "leader" system lock (a lease, renewed each tick) does the work.
  */
-export class BackgroundLoops {
+export class Leader {
   private timer: Timer | undefined;
   private ticking = false;
   private leader = false;
@@ -35,7 +36,7 @@ export class BackgroundLoops {
   constructor(
     private readonly storage: Storage,
     private readonly wakeups: Wakeups,
-    private readonly cfg: BackgroundConfig,
+    private readonly cfg: LeaderConfig,
   ) {
     this.workerId = cfg.workerId;
     this.pollMs = cfg.pollMs;
@@ -92,8 +93,8 @@ export class BackgroundLoops {
         await this.storage.locks.pruneWorkers(Math.max(this.pollMs * 10, 60_000));
       }
     } catch (err) {
-      if (!this.cfg.outage?.failed(err, "background loop"))
-        this.log("warn", "background loop failed", { error: String(err) });
+      if (!this.cfg.outage?.failed(err, "leader loop"))
+        this.log("warn", "leader loop failed", { error: String(err) });
     } finally {
       this.ticking = false;
     }
@@ -117,7 +118,7 @@ export class BackgroundLoops {
 
   /**
    * The safety net for lost wakeups (a crash after commit, Redis down, a locked actor at
-   * delivery time, a sticky worker that died): waiting subscribers with pending messages.
+   * delivery time, a worker that died with the execution parked): waiting subscribers with pending messages.
    */
   private async sweepPendingDeliveries(): Promise<void> {
     // Every worker sweeps for its own actor types; the leader also hints everyone (through
