@@ -4,11 +4,8 @@ import { randomUUID } from "node:crypto";
 import type { ActorDefinition } from "../actor.js";
 import {
   channelName,
-  checkMetadata,
   isDurable,
-  requireDurable,
   checkMode,
-  mailbox,
   sourceOf,
   validatePayload,
   type ChannelLike,
@@ -29,7 +26,6 @@ import {
 import { checkLabel, checkName } from "../names.js";
 import { prepareEvent, type CloudEventInput } from "../outbox/cloudevent.js";
 import { CancelRequested, type WaitSpec } from "../storage/actor-store.js";
-import { sendLabel } from "../storage/mailbox.js";
 import type { Wakeup } from "../wakeups/wakeups.js";
 import type { ContextPropagation, ContextSnapshot } from "../context-propagation.js";
 import type { PendingCompensation } from "../storage/lifecycle-store.js";
@@ -46,6 +42,9 @@ import type {
   TransactionOptions,
 } from "./context.js";
 import { JournalReader } from "./journal-reader.js";
+import { ephemeralMessage } from "../messaging/ephemeral.js";
+import { writeFromActor } from "../messaging/from-actor.js";
+import { prepareOutgoing } from "../messaging/outgoing.js";
 import { openStepTransaction, type StepTransactionScope } from "./step-transaction.js";
 import { resolveRetry, runWithRetry, type AttemptInfo } from "./retry.js";
 
@@ -854,27 +853,15 @@ export class Execution {
   }
 
   private async publish<T>(ch: ChannelLike<T>, data: T, options?: PublishOptions): Promise<{ id: string }> {
-    const o = optionsArg(options, "publish options");
-    const name = channelName(ch);
-    const payload = this.encodeValue(validatePayload(ch, data), `message for "${name}"`);
-    const metadata = checkMetadata(o.metadata);
+    const out = prepareOutgoing({ op: "publish", ch, data, options }, "actor", this.host.maxPayloadBytes);
     const seq = this.seq++;
-    if (!isDurable(ch)) return this.publishEphemeral(seq, name, payload, metadata);
-    const e = await this.recorded(seq, "publish", name);
+    if (!out.durable) return this.publishEphemeral(seq, out.name, out.payload, out.metadata);
+    const e = await this.recorded(seq, "publish", out.label);
     if (e) return this.replayed(e);
-    return this.effect(seq, "publish", name, async (locals) => {
-      if ((await this.host.storage.channels.modeOf(name)) === "direct") {
-        throw new ValidationError(`channel "${name}" is a direct channel: use send(actorId, channel, data)`);
-      }
-      const id = await this.host.storage.channels.publishFromActor(
-        this.fence,
-        locals,
-        { seq, kind: "publish", name, leaseMs: this.host.leaseMs },
-        { source: name, data: payload, metadata, context: this.host.propagation.capture() },
-      );
-      this.host.wake([{ kind: "channel", key: name }]);
-      await this.host.debugPoint("publish:after", { actorId: this.id, seq, channel: name });
-      return { id };
+    return this.effect(seq, "publish", out.label, async (locals) => {
+      const r = await writeFromActor(this.host, this.fence, out, seq, locals);
+      await this.host.debugPoint("publish:after", { actorId: this.id, seq, channel: out.name });
+      return r;
     });
   }
 
@@ -884,30 +871,14 @@ export class Execution {
     data: T,
     options?: PublishOptions,
   ): Promise<{ id: string }> {
-    const o = optionsArg(options, "send options");
-    checkName(to, "target actor id", 255);
-    requireDurable(ch, "send");
-    const name = channelName(ch);
-    const payload = this.encodeValue(validatePayload(ch, data), `message for "${name}"`);
-    const metadata = checkMetadata(o.metadata);
-    const source = mailbox(name, to);
-    const label = sendLabel(name, to); // the journal name, unchanged since before mailbox keys were escaped
+    const out = prepareOutgoing({ op: "send", to, ch, data, options }, "actor", this.host.maxPayloadBytes);
     const seq = this.seq++;
-    const e = await this.recorded(seq, "send", label);
+    const e = await this.recorded(seq, "send", out.label);
     if (e) return this.replayed(e);
-    return this.effect(seq, "send", label, async (locals) => {
-      const mode = await this.host.storage.channels.modeOf(name);
-      if (mode && mode !== "direct")
-        throw new ValidationError(`channel "${name}" is a ${mode} channel: use publish`);
-      const id = await this.host.storage.channels.publishFromActor(
-        this.fence,
-        locals,
-        { seq, kind: "send", name: label, leaseMs: this.host.leaseMs },
-        { source, data: payload, metadata, directTo: to, context: this.host.propagation.capture() },
-      );
-      this.host.wake([{ kind: "channel", key: source }]);
-      await this.host.debugPoint("send:after", { actorId: this.id, seq, channel: source });
-      return { id };
+    return this.effect(seq, "send", out.label, async (locals) => {
+      const r = await writeFromActor(this.host, this.fence, out, seq, locals);
+      await this.host.debugPoint("send:after", { actorId: this.id, seq, channel: out.source });
+      return r;
     });
   }
 
@@ -917,34 +888,17 @@ export class Execution {
     data: T,
     options?: PublishOptions,
   ): Promise<{ count: number }> {
-    const o = optionsArg(options, "broadcast options");
-    checkName(group, "group name");
-    requireDurable(ch, "broadcast");
-    const name = channelName(ch);
-    const payload = this.encodeValue(validatePayload(ch, data), `message for "${name}"`);
-    const metadata = checkMetadata(o.metadata);
-    const opName = `${group}/${name}`;
+    const out = prepareOutgoing(
+      { op: "broadcast", group, ch, data, options },
+      "actor",
+      this.host.maxPayloadBytes,
+    );
     const seq = this.seq++;
-    const e = await this.recorded(seq, "broadcast", opName);
+    const e = await this.recorded(seq, "broadcast", out.label);
     if (e) return this.replayed(e);
-    return this.effect(seq, "broadcast", opName, async (locals) => {
-      const mode = await this.host.storage.channels.modeOf(name);
-      if (mode && mode !== "direct")
-        throw new ValidationError(
-          `channel "${name}" is a ${mode} channel: group broadcast sends direct messages`,
-        );
-      const { count, sources } = await this.host.storage.channels.broadcastFromActor(
-        this.fence,
-        locals,
-        { seq, name: opName, leaseMs: this.host.leaseMs },
-        group,
-        name,
-        payload,
-        metadata,
-      );
-      this.host.wake(sources.map((key) => ({ kind: "channel" as const, key })));
-      return { count };
-    });
+    return this.effect(seq, "broadcast", out.label, (locals) =>
+      writeFromActor(this.host, this.fence, out, seq, locals),
+    );
   }
 
   private async membership(kind: "join" | "leave", group: string): Promise<void> {
@@ -988,9 +942,8 @@ export class Execution {
     const e = await this.recorded(seq, "publish-ephemeral", name);
     if (e) return decode<{ id: string }>(e.result);
     if (this.state === "abandoned") return forever<{ id: string }>();
-    const id = `e-${randomUUID()}`;
-    const msg = { id, channel: name, metadata, publishedAt: Date.now(), data, sender: this.id };
-    this.host.wake([{ kind: "ephemeral", key: name, payload: encode(msg) }]);
+    const { id, wakeup } = ephemeralMessage(name, data, metadata, this.id);
+    this.host.wake([wakeup]);
     this.local.push({ seq, kind: "publish-ephemeral", name, result: encode({ id }), error: null });
     return { id };
   }
