@@ -1,8 +1,8 @@
-import { nanoid } from "nanoid";
 import type { Message } from "./channels.js";
-import { decode, encode } from "./codec.js";
+import { decode } from "./codec.js";
+import { readEphemeral } from "./messaging/ephemeral.js";
 import type { Storage } from "./storage/storage.js";
-import type { Wakeup, Wakeups } from "./wakeups/wakeups.js";
+import type { Wakeup } from "./wakeups/wakeups.js";
 
 export type Listener<T = unknown> = (message: Message<T>) => void | Promise<void>;
 
@@ -20,7 +20,6 @@ export class Listeners {
 
   constructor(
     private readonly storage: Storage,
-    private readonly wakeups: Wakeups,
     private readonly onError: (err: unknown) => void,
   ) {}
 
@@ -44,45 +43,16 @@ export class Listeners {
    * unhandled rejection); readNew() awaits it and, if it failed, asks again.
    */
   private newestId(name: string): Promise<string> {
-    const p = this.storage.channels.newestId(name);
+    const p = this.storage.messages.newestId(name);
     p.catch(() => {});
     return p;
-  }
-
-  /** Publishes on a non-durable channel: no storage, only the listeners of running processes. */
-  publishEphemeral(
-    name: string,
-    data: Buffer,
-    metadata: Record<string, unknown>,
-    sender?: string,
-  ): { id: string } {
-    const id = `e-${nanoid()}`;
-    const msg = { id, channel: name, metadata, publishedAt: Date.now(), data, ...(sender ? { sender } : {}) };
-    this.wakeups.publish([{ kind: "ephemeral", key: name, payload: encode(msg) }]);
-    return { id };
   }
 
   onWakeup(w: Wakeup): void {
     const entry = this.byChannel.get(w.key);
     if (!entry) return;
     if (w.kind === "ephemeral" && w.payload) {
-      const raw = decode<{
-        id: string;
-        channel: string;
-        metadata: Record<string, unknown>;
-        publishedAt: number;
-        data: Buffer;
-        sender?: string;
-      }>(w.payload);
-      const msg: Message<unknown> = {
-        id: raw.id,
-        channel: raw.channel,
-        data: decode(raw.data),
-        metadata: raw.metadata,
-        publishedAt: new Date(raw.publishedAt),
-        ...(raw.sender ? { sender: raw.sender } : {}),
-      };
-      this.dispatch(entry.handlers, msg);
+      this.dispatch(entry.handlers, readEphemeral(w.payload));
     } else if (w.kind === "channel") {
       void this.readNew(w.key);
     }
@@ -106,7 +76,7 @@ export class Listeners {
           entry.lastId = this.newestId(name); // the start position was never read: from now on
           throw err;
         }
-        const page = await this.storage.channels.messagesAfter(name, after, 500);
+        const page = await this.storage.messages.messagesAfter(name, after, 500);
         if (page.length === 0) break;
         entry.lastId = page.at(-1)!.id; // advanced before handling: at most once
         for (const m of page) this.dispatch(entry.handlers, decode<Message<unknown>>(m.env));

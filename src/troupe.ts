@@ -16,7 +16,6 @@ import { encode } from "./codec.js";
 import { NotStartedError, ValidationError } from "./errors.js";
 import { Worker } from "./engine/worker/worker.js";
 import { debugPointsFor } from "./internal/debug-points.js";
-import { mailboxSql } from "./storage/mailbox.js";
 import { checkName } from "./names.js";
 import {
   chooseDatabase,
@@ -51,6 +50,8 @@ import {
   type ProjectionProgress,
 } from "./stream/projection.js";
 import { Listeners, type Listener } from "./listeners.js";
+import { ClientMessaging } from "./client/messaging.js";
+import type { SendOptions } from "./messaging/outgoing.js";
 import { ActorRef, type ActorInfo } from "./ref.js";
 import {
   DEFAULT_SOURCE,
@@ -61,7 +62,6 @@ import {
 import { prepareEvent, type CloudEventInput } from "./outbox/cloudevent.js";
 import { OutboxRelay, type OutboxRelayOptions } from "./outbox/relay.js";
 import type { ListFilter } from "./storage/list-query.js";
-import { LOCK_NS } from "./storage/sql.js";
 import { Storage } from "./storage/storage.js";
 import type { Wakeups } from "./wakeups/wakeups.js";
 
@@ -71,11 +71,7 @@ export type { HistoryEntry, TroupeStats } from "./client/queries.js";
 export type { SpawnOptions } from "./client/lifecycle.js";
 export type { ScheduleInfo, ScheduleOptions } from "./client/schedules.js";
 
-export interface SendOptions {
-  metadata?: Record<string, unknown>;
-  /** A repeat with the same key (per channel/mailbox) returns the first message instead of sending again. */
-  idempotencyKey?: string;
-}
+export type { SendOptions } from "./messaging/outgoing.js";
 
 /** Events a Troupe emits (namespaced): subscribe with troupe.on(name, handler). */
 export interface TroupeEvents {
@@ -191,7 +187,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     if (this.opts.migrate) await this.storage.migrate();
     else await this.storage.checkSchema();
     this.wakeups = await openWakeups(this.options.redis, this.storage, scope, this.log);
-    const listeners = new Listeners(this.storage, this.wakeups, (e) =>
+    const listeners = new Listeners(this.storage, (e) =>
       this.log("warn", "a listener failed", { error: String(e) }),
     );
     this.messageListeners = listeners;
@@ -301,60 +297,26 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     });
   }
 
-  // ---- messaging from outside actors ------------------------------------------------
+  // ---- messaging from outside actors (client/messaging.ts) ---------------------------
 
-  private prepareMessage<T>(ch: ChannelLike<T>, data: T, options: SendOptions | undefined) {
-    const opts = optionsArg(options, "message options");
-    const name = channelName(ch);
-    const payload = encode(validatePayload(ch, data), {
-      maxBytes: this.opts.maxPayloadBytes,
-      what: `message for "${name}"`,
-    });
-    const metadata = checkMetadata(opts.metadata);
-    const idempotencyKey =
-      opts.idempotencyKey === undefined ? undefined : checkName(opts.idempotencyKey, "idempotencyKey", 255);
-    return { name, payload, metadata, idempotencyKey, context: this.propagation.capture() };
+  private clientMessaging: ClientMessaging | undefined;
+  private get messaging(): ClientMessaging {
+    return (this.clientMessaging ??= new ClientMessaging({
+      storage: (what) => this.requireStorage(what),
+      wakeups: () => this.wakeups,
+      maxPayloadBytes: this.opts.maxPayloadBytes,
+      propagation: this.propagation,
+    }));
   }
 
   /** Publishes to a broadcast or competing channel. Returns the message id. */
-  async publish<T>(ch: ChannelLike<T>, data: T, opts?: SendOptions): Promise<{ id: string }> {
-    const storage = this.requireStorage("publish");
-    const m = this.prepareMessage(ch, data, opts);
-    if (!isDurable(ch)) return this.messageListeners!.publishEphemeral(m.name, m.payload, m.metadata);
-    if ((await storage.channels.modeOf(m.name)) === "direct") {
-      throw new ValidationError(`channel "${m.name}" is a direct channel: use send(actorId, channel, data)`);
-    }
-    const id = await storage.channels.publish({
-      source: m.name,
-      data: m.payload,
-      metadata: m.metadata,
-      idempotencyKey: m.idempotencyKey,
-      context: m.context,
-    });
-    this.wakeups?.publish([{ kind: "channel", key: m.name }]);
-    return { id };
+  publish<T>(ch: ChannelLike<T>, data: T, opts?: SendOptions): Promise<{ id: string }> {
+    return this.messaging.publish(ch, data, opts);
   }
 
   /** A direct message into `actorId`'s mailbox for `channel` (kept until the actor subscribes and reads it). */
-  async send<T>(actorId: string, ch: ChannelLike<T>, data: T, opts?: SendOptions): Promise<{ id: string }> {
-    const storage = this.requireStorage("send");
-    checkName(actorId, "actor id", 255);
-    requireDurable(ch, "send");
-    const m = this.prepareMessage(ch, data, opts);
-    const mode = await storage.channels.modeOf(m.name);
-    if (mode && mode !== "direct")
-      throw new ValidationError(`channel "${m.name}" is a ${mode} channel: use publish`);
-    const source = mailbox(m.name, actorId);
-    const id = await storage.channels.publish({
-      source,
-      data: m.payload,
-      metadata: m.metadata,
-      idempotencyKey: m.idempotencyKey,
-      directTo: actorId,
-      context: m.context,
-    });
-    this.wakeups?.publish([{ kind: "channel", key: source }]);
-    return { id };
+  send<T>(actorId: string, ch: ChannelLike<T>, data: T, opts?: SendOptions): Promise<{ id: string }> {
+    return this.messaging.send(actorId, ch, data, opts);
   }
 
   /**
@@ -362,59 +324,8 @@ export class Troupe extends EventEmitter<TroupeEvents> {
    * With `idempotencyKey`, a repeat to the same group and channel returns the first call's
    * count and writes nothing (for as long as one of the first call's messages exists).
    */
-  async broadcast<T>(
-    group: string,
-    ch: ChannelLike<T>,
-    data: T,
-    opts?: SendOptions,
-  ): Promise<{ count: number }> {
-    const storage = this.requireStorage("broadcast");
-    checkName(group, "group name");
-    requireDurable(ch, "broadcast");
-    const m = this.prepareMessage(ch, data, opts); // validates idempotencyKey like publish/send
-    const mode = await storage.channels.modeOf(m.name);
-    if (mode && mode !== "direct")
-      throw new ValidationError(
-        `channel "${m.name}" is a ${mode} channel: group broadcast sends direct messages`,
-      );
-    if (m.idempotencyKey === undefined) {
-      const members = await storage.groups.members(group);
-      const count = await storage.channels.broadcastGroup(group, m.name, m.payload, m.metadata);
-      // Members that joined between the two reads still get their message by the sweep.
-      this.wakeups?.publish(members.map((id) => ({ kind: "channel" as const, key: mailbox(m.name, id) })));
-      return { count };
-    }
-    // With a key, the messages carry it as their origin (unique, like an actor's journal
-    // position): origin_actor "broadcast <group> <channel> <key>" (spaces: never an actor id),
-    // origin_seq the call's count, origin_index the member's rank. Under a lock on the key, a
-    // repeat finds them and writes nothing. (A broadcast that reached nobody leaves nothing.)
-    const origin = `broadcast ${group} ${m.name} ${m.idempotencyKey}`;
-    const { count, sources } = await storage.db.transaction(async (tx) => {
-      await tx.query(storage.sql("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"), [
-        `${storage.schema} ${origin}`,
-      ]);
-      const first = await tx.query<{ n: number }>(
-        storage.sql("SELECT origin_seq AS n FROM {schema}.messages WHERE origin_actor = $1 LIMIT 1"),
-        [origin],
-      );
-      if (first.rows[0]) return { count: Number(first.rows[0].n), sources: [] as string[] };
-      // As broadcastGroup: shared source locks in hash order, then one insert for all members.
-      const { rows } = await tx.query<{ source: string }>(
-        storage.sql(`
-          WITH mem AS (
-            SELECT actor_id, ${mailboxSql("$2", "actor_id")} AS source, row_number() OVER (ORDER BY actor_id) AS idx
-              FROM {schema}.group_members WHERE group_name = $1),
-          l AS (SELECT count(pg_advisory_xact_lock_shared(${LOCK_NS.channel}, hashtext(x.source))) AS locked
-                  FROM (SELECT source FROM mem ORDER BY hashtext(source)) x)
-          INSERT INTO {schema}.messages (channel, data, metadata, direct_to, origin_actor, origin_generation, origin_seq, origin_index)
-          SELECT mem.source, $3, $4::jsonb, mem.actor_id, $5, 0, (SELECT count(*) FROM mem), mem.idx FROM mem, l
-          RETURNING channel AS source`),
-        [group, m.name, m.payload, JSON.stringify(m.metadata), origin],
-      );
-      return { count: rows.length, sources: rows.map((r) => r.source) };
-    });
-    this.wakeups?.publish(sources.map((key) => ({ kind: "channel" as const, key })));
-    return { count };
+  broadcast<T>(group: string, ch: ChannelLike<T>, data: T, opts?: SendOptions): Promise<{ count: number }> {
+    return this.messaging.broadcast(group, ch, data, opts);
   }
 
   /**
@@ -422,14 +333,8 @@ export class Troupe extends EventEmitter<TroupeEvents> {
    * troupe://troupe). An id already in the outbox is not written again. (Not `emit`: that is
    * the EventEmitter's.)
    */
-  async emitEvent(event: CloudEventInput): Promise<{ id: string }> {
-    const storage = this.requireStorage("emitEvent");
-    const prepared = prepareEvent(event, {
-      maxBytes: this.opts.maxPayloadBytes,
-      defaultSource: DEFAULT_SOURCE,
-    });
-    const { id } = await storage.outbox.emit(prepared);
-    return { id };
+  emitEvent(event: CloudEventInput): Promise<{ id: string }> {
+    return this.messaging.emitEvent(event);
   }
 
   /** The outbox: counts(), deadLetters(), redrive(), get(eventId). */

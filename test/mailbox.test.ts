@@ -14,7 +14,7 @@ import fc from "fast-check";
 import { encode } from "../src/codec.js";
 import { actor, type Troupe } from "../src/index.js";
 import type { Database } from "../src/storage/database.js";
-import { channelOfMailbox, mailbox, mailboxSql } from "../src/storage/mailbox.js";
+import { channelOfMailbox, mailbox, mailboxKeySql, mailboxPrefix } from "../src/storage/mailbox.js";
 import { migrate } from "../src/storage/migrate.js";
 import { PgDatabase } from "../src/storage/pg-database.js";
 import { PGliteDatabase } from "../src/storage/pglite-database.js";
@@ -171,8 +171,8 @@ describe("mailbox isolation", () => {
     ] as const;
     for (const [c, a] of pairs) {
       const { rows } = await t._storage.db.query<{ k: string }>(
-        `SELECT ${mailboxSql("$1::text", "$2::text")} AS k`,
-        [c, a],
+        `SELECT ${mailboxKeySql("$1", "$2::text")} AS k`,
+        [mailboxPrefix(c), a],
       );
       assert.equal(rows[0]!.k, mailbox(c, a), `${c} / ${a}`);
     }

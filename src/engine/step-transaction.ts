@@ -1,20 +1,10 @@
-import { randomUUID } from "node:crypto";
-import { optionsArg } from "../arguments.js";
-import {
-  channelName,
-  checkMetadata,
-  isDurable,
-  mailbox,
-  requireDurable,
-  validatePayload,
-  type ChannelLike,
-} from "../channels.js";
-import { encode } from "../codec.js";
+import type { ChannelLike } from "../channels.js";
 import type { ContextPropagation } from "../context-propagation.js";
-import { NotFoundError, ValidationError } from "../errors.js";
-import { checkName } from "../names.js";
+import { ValidationError } from "../errors.js";
+import { prepareOutgoing, sendEphemeral, writeOutgoing } from "../messaging/outgoing.js";
+import { WakeAfterCommit } from "../messaging/wake.js";
 import { prepareEvent, type CloudEventInput } from "../outbox/cloudevent.js";
-import type { MessageOrigin } from "../storage/channel-store.js";
+import type { MessageOrigin } from "../storage/message-store.js";
 import type { SqlClient } from "../storage/database.js";
 import type { Storage } from "../storage/storage.js";
 import type { Wakeup } from "../wakeups/wakeups.js";
@@ -50,8 +40,8 @@ export function openStepTransaction(
   let closed = false;
   let index = 0;
   let emitted = false;
-  const wakeups: Wakeup[] = [];
-  const { channels, outbox } = host.storage;
+  const wake = new WakeAfterCommit();
+  const { outbox } = host.storage;
 
   const open = (op: string) => {
     if (closed)
@@ -64,8 +54,6 @@ export function openStepTransaction(
     index += count;
     return o;
   };
-  const payload = <T>(ch: ChannelLike<T>, data: T, name: string) =>
-    encode(validatePayload(ch, data), { maxBytes: host.maxPayloadBytes, what: `message for "${name}"` });
 
   // One helper call at a time, in call order (the connection serialises them anyway), so
   // origin indexes are handed out in order even under Promise.all. Bad arguments reject
@@ -87,72 +75,37 @@ export function openStepTransaction(
     exec: (script) => (open("exec"), tx.exec(script)),
 
     publish: guarded("publish", async <T>(ch: ChannelLike<T>, data: T, options?: PublishOptions) => {
-      const o = optionsArg(options, "tx.publish options");
-      const name = channelName(ch);
-      const bytes = payload(ch, data, name);
-      const metadata = checkMetadata(o.metadata);
-      if (!isDurable(ch)) {
-        const id = `e-${randomUUID()}`;
-        const msg = { id, channel: name, metadata, publishedAt: Date.now(), data: bytes, sender: at.actorId };
-        wakeups.push({ kind: "ephemeral", key: name, payload: encode(msg) });
-        return { id };
-      }
-      if ((await channels.modeOf(name, tx)) === "direct")
-        throw new ValidationError(`channel "${name}" is a direct channel: use send(actorId, channel, data)`);
-      const id = await channels.publishInTransaction(tx, origin(), {
-        source: name,
-        data: bytes,
-        metadata,
+      const out = prepareOutgoing({ op: "publish", ch, data, options }, "step", host.maxPayloadBytes);
+      if (!out.durable) return sendEphemeral(out, wake, at.actorId);
+      return writeOutgoing(host.storage, out, { by: "step", origin: origin() }, wake, {
         context: host.propagation.capture(),
+        client: tx,
       });
-      if (id === null) throw new Error(`publish to "${name}" wrote no message`); // only a direct send can miss
-      wakeups.push({ kind: "channel", key: name });
-      return { id };
     }),
 
     send: guarded("send", async <T>(to: string, ch: ChannelLike<T>, data: T, options?: PublishOptions) => {
-      const o = optionsArg(options, "tx.send options");
-      checkName(to, "target actor id", 255);
-      requireDurable(ch, "send");
-      const name = channelName(ch);
-      const bytes = payload(ch, data, name);
-      const metadata = checkMetadata(o.metadata);
-      const mode = await channels.modeOf(name, tx);
-      if (mode && mode !== "direct")
-        throw new ValidationError(`channel "${name}" is a ${mode} channel: use publish`);
-      const source = mailbox(name, to);
-      const id = await channels.publishInTransaction(tx, origin(), {
-        source,
-        data: bytes,
-        metadata,
-        directTo: to,
+      const out = prepareOutgoing({ op: "send", to, ch, data, options }, "step", host.maxPayloadBytes);
+      return writeOutgoing(host.storage, out, { by: "step", origin: origin() }, wake, {
         context: host.propagation.capture(),
+        client: tx,
       });
-      if (id === null) throw new NotFoundError(`no actor with id "${to}" to send to`);
-      wakeups.push({ kind: "channel", key: source });
-      return { id };
     }),
 
     broadcast: guarded(
       "broadcast",
       async <T>(group: string, ch: ChannelLike<T>, data: T, options?: PublishOptions) => {
-        const o = optionsArg(options, "tx.broadcast options");
-        checkName(group, "group name");
-        requireDurable(ch, "broadcast");
-        const name = channelName(ch);
-        const bytes = payload(ch, data, name);
-        const metadata = checkMetadata(o.metadata);
-        const mode = await channels.modeOf(name, tx);
-        if (mode && mode !== "direct")
-          throw new ValidationError(
-            `channel "${name}" is a ${mode} channel: group broadcast sends direct messages`,
-          );
+        const out = prepareOutgoing(
+          { op: "broadcast", group, ch, data, options },
+          "step",
+          host.maxPayloadBytes,
+        );
         // Member k gets index first + k; helper calls run one at a time, so nothing else
         // takes an index before the count is known.
-        const sources = await channels.broadcastInTransaction(tx, origin(0), group, name, bytes, metadata);
-        index += sources.length;
-        for (const key of sources) wakeups.push({ kind: "channel", key });
-        return { count: sources.length };
+        const r = await writeOutgoing(host.storage, out, { by: "step", origin: origin(0) }, wake, {
+          client: tx,
+        });
+        index += r.count;
+        return r;
       },
     ),
 
@@ -178,7 +131,7 @@ export function openStepTransaction(
     api,
     close: () => void (closed = true),
     afterCommit: () => {
-      if (wakeups.length > 0) host.wake(wakeups);
+      wake.flush((w) => host.wake(w));
       if (emitted) outbox.notifyEmitted();
     },
   };

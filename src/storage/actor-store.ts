@@ -10,6 +10,8 @@ import {
   type Fence,
   type JournalEntry,
 } from "./rows.js";
+import { FENCED_EFFECT } from "./fenced-effect.js";
+import { FENCE, fenceParams, leaseHeld } from "./sql/fence.js";
 
 /** Internal signal: a cancel was requested while the actor tried to wait. */
 export class CancelRequested extends Error {
@@ -60,25 +62,13 @@ const CLAIM_ONE = `
   RETURNING a.*`;
 
 /**
- * Fenced journal append in ONE statement: the UPDATE proves the lease (and extends it),
- * the INSERT only happens if it matched. Zero rows = the lease is gone.
+ * Fenced journal append in ONE statement: the fence (sql/fence.ts) proves the lease and
+ * extends it, the entries are inserted only if it matched. Zero rows = the lease is gone.
  */
-const APPEND = `
-  WITH f AS (
-    UPDATE {schema}.actors
-       SET journal_version = journal_version + $3, updated_at = now(), lease_expires_at = now() + ${MS("$4")}
-     WHERE id = $1 AND lease_version = $2 AND lease_owner = $5
-    RETURNING id, journal_version),
-  ins AS (
-    INSERT INTO {schema}.journal (actor_id, seq, kind, name, result, error)
-    SELECT f.id, e.seq, e.kind, e.name, decode(e.result, 'base64'), e.error FROM f, ${ENTRIES_RECORDSET("$6")})
-  SELECT journal_version FROM f`;
+const APPEND = `WITH ${FENCED_EFFECT()} SELECT journal_version FROM f`;
 
-const FENCE = `
-  UPDATE {schema}.actors
-     SET journal_version = journal_version + $3, updated_at = now(), lease_expires_at = now() + ${MS("$4")}
-   WHERE id = $1 AND lease_version = $2 AND lease_owner = $5
-  RETURNING journal_version`;
+/** The fence alone, for a transaction that writes more after it (its entries, then its effects). */
+const FENCE_ONLY = FENCE();
 
 const INSERT_ENTRIES = `
   INSERT INTO {schema}.journal (actor_id, seq, kind, name, result, error)
@@ -188,11 +178,7 @@ export class ActorStore {
   /** Appends journal entries on behalf of a lease holder. Returns the new journal version. */
   async append(fence: Fence, entries: readonly JournalEntry[], leaseMs: number): Promise<number> {
     const { rows } = await this.c.db.query<{ journal_version: number }>(this.c.sql(APPEND), [
-      fence.actorId,
-      fence.leaseVersion,
-      entries.length,
-      leaseMs,
-      fence.worker,
+      ...fenceParams(fence, entries.length, leaseMs),
       entriesParam(entries),
     ]);
     if (!rows[0]) throw new LockLostError(fence.actorId);
@@ -213,7 +199,9 @@ export class ActorStore {
       // A plain read, not a row lock: the row stays free while user code runs (a stalled
       // worker must not block a takeover); the fence that counts is taken at commit time.
       const proof = await tx.query(
-        this.c.sql("SELECT 1 FROM {schema}.actors WHERE id = $1 AND lease_version = $2 AND lease_owner = $3"),
+        this.c.sql(
+          `SELECT 1 FROM {schema}.actors WHERE ${leaseHeld({ id: "$1", version: "$2", owner: "$3" })}`,
+        ),
         [fence.actorId, fence.leaseVersion, fence.worker],
       );
       if (!proof.rows[0]) throw new LockLostError(fence.actorId);
@@ -231,13 +219,10 @@ export class ActorStore {
     entries: readonly JournalEntry[],
     leaseMs: number,
   ): Promise<number> {
-    const { rows } = await tx.query<{ journal_version: number }>(this.c.sql(FENCE), [
-      fence.actorId,
-      fence.leaseVersion,
-      entries.length,
-      leaseMs,
-      fence.worker,
-    ]);
+    const { rows } = await tx.query<{ journal_version: number }>(
+      this.c.sql(FENCE_ONLY),
+      fenceParams(fence, entries.length, leaseMs),
+    );
     if (!rows[0]) throw new LockLostError(fence.actorId);
     if (entries.length > 0)
       await tx.query(this.c.sql(INSERT_ENTRIES), [fence.actorId, entriesParam(entries)]);
@@ -265,7 +250,7 @@ export class ActorStore {
         UPDATE {schema}.actors
            SET status = 'waiting', wait_seq = $3, wait_kind = $4, wait_name = $5, wait_until = $6,
                lease_owner = NULL, lease_expires_at = NULL, sticky_worker = $7, updated_at = now()
-         WHERE id = $1 AND lease_version = $2 AND lease_owner = $7 AND cancel_requested_at IS NULL
+         WHERE ${leaseHeld({ id: "$1", version: "$2", owner: "$7" })} AND cancel_requested_at IS NULL
         RETURNING journal_version`),
       [fence.actorId, fence.leaseVersion, wait.seq, wait.kind, wait.name, wait.until ?? null, fence.worker],
     );
@@ -325,7 +310,7 @@ export class ActorStore {
     await this.c.db.query(
       this.c.sql(`
         UPDATE {schema}.actors SET lease_owner = NULL, lease_expires_at = NULL, sticky_worker = NULL, updated_at = now()
-         WHERE id = $1 AND lease_version = $2 AND lease_owner = $3`),
+         WHERE ${leaseHeld({ id: "$1", version: "$2", owner: "$3" })}`),
       [fence.actorId, fence.leaseVersion, fence.worker],
     );
   }

@@ -3,6 +3,7 @@ import type { ActorStore } from "./actor-store.js";
 import { MS, type StoreContext } from "./context.js";
 import type { SqlClient } from "./database.js";
 import type { ActorStatus, CompensationOutcome, CompensationRecord, Fence, JournalEntry } from "./rows.js";
+import { leaseHeld } from "./sql/fence.js";
 
 export interface PendingCompensation {
   seq: number;
@@ -116,7 +117,7 @@ export class LifecycleStore {
       this.c.sql(`
         WITH f AS (
           UPDATE {schema}.actors SET updated_at = now(), lease_expires_at = now() + ${MS("$5")}
-           WHERE id = $1 AND lease_version = $2 AND lease_owner = $3 RETURNING id)
+           WHERE ${leaseHeld({ id: "$1", version: "$2", owner: "$3" })} RETURNING id)
         UPDATE {schema}.compensations c SET status = $6, error = $8::jsonb, done_at = now()
           FROM f WHERE c.actor_id = f.id AND c.generation = $4 AND c.seq = $7 AND c.status = 'pending'
         RETURNING 1`),
@@ -149,7 +150,7 @@ export class LifecycleStore {
     await this.c.db.transaction(async (tx) => {
       const proof = await tx.query(
         this.c.sql(`SELECT 1 FROM {schema}.compensations c JOIN {schema}.actors a ON a.id = c.actor_id
-                     WHERE a.id = $1 AND a.lease_version = $2 AND a.lease_owner = $3
+                     WHERE ${leaseHeld({ id: "$1", version: "$2", owner: "$3" }, "a")}
                        AND c.generation = $4 AND c.seq = $5 AND c.status = 'pending'`),
         [fence.actorId, fence.leaseVersion, fence.worker, generation, seq],
       );

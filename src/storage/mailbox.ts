@@ -15,16 +15,23 @@
  * "room:lobby"); direct and channel messages are told apart by `direct_to` everywhere
  * (NULL for a channel message), and by the subscription's mode.
  *
- * The SQL form (mailboxSql) must stay the same function; test/mailbox.test.ts checks both
- * against each other, and migrations/0006_mailbox_keys.sql spells the same expression out.
+ * This function is the only definition. SQL that needs the keys of many actors at once (a
+ * group broadcast) gets mailboxPrefix(channel) as a parameter and appends the actor id
+ * (mailboxKeySql); test/mailbox.test.ts checks that the two agree.
+ * migrations/0006_mailbox_keys.sql spelled the same expression out once, to re-key old rows.
  */
 export function mailbox(channel: string, actorId: string): string {
-  return `${channel.replace(/[%:]/g, (c) => (c === "%" ? "%25" : "%3A"))}:${actorId}`;
+  return mailboxPrefix(channel) + actorId;
 }
 
-/** The same key computed in SQL from two SQL expressions (text). */
-export function mailboxSql(channelExpr: string, actorExpr: string): string {
-  return `(replace(replace(${channelExpr}, '%', '%25'), ':', '%3A') || ':' || ${actorExpr})`;
+/** What every mailbox key of `channel` starts with: the escaped channel and the separator. */
+export function mailboxPrefix(channel: string): string {
+  return `${channel.replace(/[%:]/g, (c) => (c === "%" ? "%25" : "%3A"))}:`;
+}
+
+/** In SQL: the mailbox key from a mailboxPrefix() parameter and an actor id expression. */
+export function mailboxKeySql(prefixParam: string, actorExpr: string): string {
+  return `(${prefixParam}::text || ${actorExpr})`;
 }
 
 /** The channel a direct message was sent on, from its key and target; the key itself if it is not one of that actor's. */

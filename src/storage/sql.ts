@@ -27,7 +27,7 @@ export const LOCK_NS = {
  * in this order, so no two of them can wait for each other in a cycle (a Postgres deadlock,
  * 40P01, found only after deadlock_timeout: ~1 s of stall, then one side fails):
  *
- *   1. source advisory locks (channel-store.ts), several always in hashtext order —
+ *   1. source advisory locks (sql/source-locks.ts), several always in hashtext order —
  *      except that a transaction already holding its own actor's row may take them
  *      (receive, subscribe, publish/send from an actor), see below;
  *   2. actor rows: one row by id, or several with FOR UPDATE SKIP LOCKED (claims, delivery,
@@ -38,7 +38,7 @@ export const LOCK_NS = {
  *
  * Rows 3–5 are only ever changed by a statement that already holds the actor row of 2 —
  * FIRE (timer-store.ts) locks the actor FOR UPDATE before deleting the timer, DELIVER
- * (channel-store.ts) locks the actor and then clears its timer, suspend/finish/cancel/recur
+ * (sql/deliver.ts) locks the actor and then clears its timer, suspend/finish/cancel/recur
  * update the actor row before its timer and subscriptions — so they never need an order
  * among themselves. An actor's row, held by its own execution's transaction, may be followed
  * by source locks (receive/subscribe exclusive, publish shared): the only transactions that

@@ -2,16 +2,19 @@ import { ActorStore } from "./actor-store.js";
 import { ChannelStore } from "./channel-store.js";
 import { StoreContext } from "./context.js";
 import type { Database } from "./database.js";
+import { DeliveryStore } from "./delivery-store.js";
 import { GroupStore } from "./group-store.js";
 import { JournalStore } from "./journal-store.js";
 import { LifecycleStore } from "./lifecycle-store.js";
 import { LockStore } from "./lock-store.js";
+import { MessageStore } from "./message-store.js";
 import { OutboxStore } from "../outbox/outbox-store.js";
 import { ScheduleStore } from "./schedule-store.js";
 import { checkSchema, migrate } from "./migrate.js";
 import { ProjectionStore } from "./projection-store.js";
 import { StatsStore } from "./stats-store.js";
 import { StreamStore } from "./stream-store.js";
+import { SubscriptionStore } from "./subscription-store.js";
 import { TimerStore } from "./timer-store.js";
 
 /**
@@ -25,6 +28,9 @@ export class Storage {
   readonly timers: TimerStore;
   readonly locks: LockStore;
   readonly channels: ChannelStore;
+  readonly messages: MessageStore;
+  readonly subscriptions: SubscriptionStore;
+  readonly delivery: DeliveryStore;
   readonly groups: GroupStore;
   readonly outbox: OutboxStore;
   readonly lifecycle: LifecycleStore;
@@ -43,7 +49,14 @@ export class Storage {
     this.journal = new JournalStore(this.ctx);
     this.timers = new TimerStore(this.ctx);
     this.locks = new LockStore(this.ctx);
-    this.channels = new ChannelStore(this.ctx, this.actors);
+    this.messages = new MessageStore(this.ctx);
+    this.delivery = new DeliveryStore(this.ctx);
+    this.channels = new ChannelStore(this.ctx, {
+      messages: this.messages,
+      subscriptions: () => this.subscriptions,
+      delivery: this.delivery,
+    });
+    this.subscriptions = new SubscriptionStore(this.ctx, this.actors, this.channels);
     this.groups = new GroupStore(this.ctx, this.actors);
     this.outbox = new OutboxStore(this.ctx);
     this.lifecycle = new LifecycleStore(this.ctx, this.actors);

@@ -1,21 +1,11 @@
-import { randomUUID } from "node:crypto";
-import { optionsArg } from "../../arguments.js";
-import {
-  channelName,
-  checkMetadata,
-  checkMode,
-  isDurable,
-  mailbox,
-  requireDurable,
-  sourceOf,
-  validatePayload,
-  type ChannelLike,
-} from "../../channels.js";
+import { channelName, checkMode, isDurable, sourceOf, type ChannelLike } from "../../channels.js";
 import { decode, encode, jsonText } from "../../codec.js";
 import { ValidationError } from "../../errors.js";
 import { checkName } from "../../names.js";
 import { prepareEvent, type CloudEventInput } from "../../outbox/cloudevent.js";
-import { sendLabel } from "../../storage/mailbox.js";
+import { ephemeralMessage } from "../../messaging/ephemeral.js";
+import { writeFromActor } from "../../messaging/from-actor.js";
+import { prepareOutgoing } from "../../messaging/outgoing.js";
 import type { PublishOptions } from "../context.js";
 import type { Execution } from "./execution.js";
 import { forever } from "./failures.js";
@@ -67,27 +57,15 @@ export async function publish<T>(
   data: T,
   options?: PublishOptions,
 ): Promise<{ id: string }> {
-  const o = optionsArg(options, "publish options");
-  const name = channelName(ch);
-  const payload = this.encodeValue(validatePayload(ch, data), `message for "${name}"`);
-  const metadata = checkMetadata(o.metadata);
+  const out = prepareOutgoing({ op: "publish", ch, data, options }, "actor", this.host.maxPayloadBytes);
   const seq = this.seq++;
-  if (!isDurable(ch)) return publishEphemeral.call(this, seq, name, payload, metadata);
-  const e = await this.recorded(seq, "publish", name);
+  if (!out.durable) return publishEphemeral.call(this, seq, out.name, out.payload, out.metadata);
+  const e = await this.recorded(seq, "publish", out.label);
   if (e) return this.replayed(e);
-  return this.effect(seq, "publish", name, async (locals) => {
-    if ((await this.host.storage.channels.modeOf(name)) === "direct") {
-      throw new ValidationError(`channel "${name}" is a direct channel: use send(actorId, channel, data)`);
-    }
-    const id = await this.host.storage.channels.publishFromActor(
-      this.fence,
-      locals,
-      { seq, kind: "publish", name, leaseMs: this.host.leaseMs },
-      { source: name, data: payload, metadata, context: this.host.propagation.capture() },
-    );
-    this.host.wake([{ kind: "channel", key: name }]);
-    await this.host.debugPoint("publish:after", { actorId: this.id, seq, channel: name });
-    return { id };
+  return this.effect(seq, "publish", out.label, async (locals) => {
+    const r = await writeFromActor(this.host, this.fence, out, seq, locals);
+    await this.host.debugPoint("publish:after", { actorId: this.id, seq, channel: out.name });
+    return r;
   });
 }
 
@@ -98,30 +76,14 @@ export async function send<T>(
   data: T,
   options?: PublishOptions,
 ): Promise<{ id: string }> {
-  const o = optionsArg(options, "send options");
-  checkName(to, "target actor id", 255);
-  requireDurable(ch, "send");
-  const name = channelName(ch);
-  const payload = this.encodeValue(validatePayload(ch, data), `message for "${name}"`);
-  const metadata = checkMetadata(o.metadata);
-  const source = mailbox(name, to);
-  const label = sendLabel(name, to); // the journal name, unchanged since before mailbox keys were escaped
+  const out = prepareOutgoing({ op: "send", to, ch, data, options }, "actor", this.host.maxPayloadBytes);
   const seq = this.seq++;
-  const e = await this.recorded(seq, "send", label);
+  const e = await this.recorded(seq, "send", out.label);
   if (e) return this.replayed(e);
-  return this.effect(seq, "send", label, async (locals) => {
-    const mode = await this.host.storage.channels.modeOf(name);
-    if (mode && mode !== "direct")
-      throw new ValidationError(`channel "${name}" is a ${mode} channel: use publish`);
-    const id = await this.host.storage.channels.publishFromActor(
-      this.fence,
-      locals,
-      { seq, kind: "send", name: label, leaseMs: this.host.leaseMs },
-      { source, data: payload, metadata, directTo: to, context: this.host.propagation.capture() },
-    );
-    this.host.wake([{ kind: "channel", key: source }]);
-    await this.host.debugPoint("send:after", { actorId: this.id, seq, channel: source });
-    return { id };
+  return this.effect(seq, "send", out.label, async (locals) => {
+    const r = await writeFromActor(this.host, this.fence, out, seq, locals);
+    await this.host.debugPoint("send:after", { actorId: this.id, seq, channel: out.source });
+    return r;
   });
 }
 
@@ -132,34 +94,17 @@ export async function broadcast<T>(
   data: T,
   options?: PublishOptions,
 ): Promise<{ count: number }> {
-  const o = optionsArg(options, "broadcast options");
-  checkName(group, "group name");
-  requireDurable(ch, "broadcast");
-  const name = channelName(ch);
-  const payload = this.encodeValue(validatePayload(ch, data), `message for "${name}"`);
-  const metadata = checkMetadata(o.metadata);
-  const opName = `${group}/${name}`;
+  const out = prepareOutgoing(
+    { op: "broadcast", group, ch, data, options },
+    "actor",
+    this.host.maxPayloadBytes,
+  );
   const seq = this.seq++;
-  const e = await this.recorded(seq, "broadcast", opName);
+  const e = await this.recorded(seq, "broadcast", out.label);
   if (e) return this.replayed(e);
-  return this.effect(seq, "broadcast", opName, async (locals) => {
-    const mode = await this.host.storage.channels.modeOf(name);
-    if (mode && mode !== "direct")
-      throw new ValidationError(
-        `channel "${name}" is a ${mode} channel: group broadcast sends direct messages`,
-      );
-    const { count, sources } = await this.host.storage.channels.broadcastFromActor(
-      this.fence,
-      locals,
-      { seq, name: opName, leaseMs: this.host.leaseMs },
-      group,
-      name,
-      payload,
-      metadata,
-    );
-    this.host.wake(sources.map((key) => ({ kind: "channel" as const, key })));
-    return { count };
-  });
+  return this.effect(seq, "broadcast", out.label, (locals) =>
+    writeFromActor(this.host, this.fence, out, seq, locals),
+  );
 }
 
 /** Non-durable channels: sent through the wakeup transport only; recorded so a replay does not send again. */
@@ -173,9 +118,8 @@ async function publishEphemeral(
   const e = await this.recorded(seq, "publish-ephemeral", name);
   if (e) return decode<{ id: string }>(e.result);
   if (this.state === "abandoned") return forever<{ id: string }>();
-  const id = `e-${randomUUID()}`;
-  const msg = { id, channel: name, metadata, publishedAt: Date.now(), data, sender: this.id };
-  this.host.wake([{ kind: "ephemeral", key: name, payload: encode(msg) }]);
+  const { id, wakeup } = ephemeralMessage(name, data, metadata, this.id);
+  this.host.wake([wakeup]);
   this.local.push({ seq, kind: "publish-ephemeral", name, result: encode({ id }), error: null });
   return { id };
 }
