@@ -2,17 +2,7 @@ import { EventEmitter } from "eventemitter3";
 import { hostname } from "node:os";
 import { nanoid } from "nanoid";
 import type { ActorDefinition } from "./actor.js";
-import { optionsArg } from "./arguments.js";
-import {
-  channelName,
-  checkMetadata,
-  isDurable,
-  requireDurable,
-  mailbox,
-  validatePayload,
-  type ChannelLike,
-} from "./channels.js";
-import { encode } from "./codec.js";
+import type { ChannelLike } from "./channels.js";
 import { NotStartedError, ValidationError } from "./errors.js";
 import { Worker } from "./engine/worker/worker.js";
 import { debugPointsFor } from "./internal/debug-points.js";
@@ -53,13 +43,8 @@ import { Listeners, type Listener } from "./listeners.js";
 import { ClientMessaging } from "./client/messaging.js";
 import type { SendOptions } from "./messaging/outgoing.js";
 import { ActorRef, type ActorInfo } from "./ref.js";
-import {
-  DEFAULT_SOURCE,
-  type OutboxEntry,
-  type OutboxStatus,
-  type OutboxStore,
-} from "./outbox/outbox-store.js";
-import { prepareEvent, type CloudEventInput } from "./outbox/cloudevent.js";
+import type { OutboxEntry, OutboxStatus, OutboxStore } from "./outbox/outbox-store.js";
+import type { CloudEventInput } from "./outbox/cloudevent.js";
 import { OutboxRelay, type OutboxRelayOptions } from "./outbox/relay.js";
 import type { ListFilter } from "./storage/list-query.js";
 import { Storage } from "./storage/storage.js";
