@@ -60,7 +60,8 @@ export {
   type RecordedError,
 } from "./errors.js";
 export type { CloudEvent, CloudEventInput } from "./outbox/cloudevent.js";
-export type { OutboxStore, OutboxEntry, OutboxStatus } from "./outbox/outbox-store.js";
+export type { OutboxStore } from "./storage/outbox-store.js";
+export type { OutboxEntry, OutboxStatus } from "./outbox/outbox-entry.js";
 export {
   OutboxRelay,
   type OutboxRelayOptions,

@@ -54,9 +54,12 @@ import type { ScheduleRow } from "./storage/schedule-store.js";
 import { Listeners, type Listener } from "./listeners.js";
 import { ActorRef, actorInfo, type ActorInfo } from "./ref.js";
 import type { Database } from "./storage/database.js";
-import { DEFAULT_SOURCE, type OutboxStore } from "./outbox/outbox-store.js";
+import { DEFAULT_SOURCE } from "./outbox/outbox-entry.js";
+import type { OutboxStore } from "./storage/outbox-store.js";
 import { prepareEvent, type CloudEventInput } from "./outbox/cloudevent.js";
-import { OutboxRelay } from "./outbox/relay.js";
+import { OutboxRelay, type OutboxRelayOptions } from "./outbox/relay.js";
+import * as operations from "./client/operations.js";
+import type { ChannelSummary, WorkerSummary } from "./storage/read-model-store.js";
 import { PgDatabase } from "./storage/pg-database.js";
 import { PGliteDatabase } from "./storage/pglite-database.js";
 import type { ListFilter } from "./storage/list-query.js";
@@ -817,5 +820,25 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   /** The storage layer, for tests and tools (not part of the stable API). */
   get _storage(): Storage {
     return this.requireStorage("_storage");
+  }
+
+  // ---- operations (tools)
+  /** Resolves once the database answers a round trip (a readiness probe); NOT_STARTED before start(). */
+  async ping(): Promise<void> {
+    return operations.ping(this.requireStorage("ping"));
+  }
+  /** An outbox relay on this Troupe's own outbox (its emits wake it at once); start() and stop() it yourself. */
+  createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+    return operations.createOutboxRelay(this.requireStorage("createOutboxRelay"), options);
+  }
+  /** Channels with their subscribers and backlog, by name, a page at a time (`nextCursor`). */
+  async channels(
+    options?: operations.ChannelsOptions,
+  ): Promise<{ items: ChannelSummary[]; nextCursor?: string }> {
+    return operations.channels(this.requireStorage("channels"), options);
+  }
+  /** The worker registry, with the leader. */
+  async workers(): Promise<WorkerSummary[]> {
+    return operations.workers(this.requireStorage("workers"));
   }
 }

@@ -4,7 +4,7 @@ import { after, before, describe, test } from "node:test";
 import { decode } from "../src/codec.js";
 import { actor, type ActorContext, type Troupe } from "../src/index.js";
 import { httpSink } from "../src/outbox/http-sink.js";
-import { OutboxStore } from "../src/outbox/outbox-store.js";
+import { OutboxStore } from "../src/storage/outbox-store.js";
 import { OutboxRelay } from "../src/outbox/relay.js";
 import { createServer, type TroupeServer } from "../src/serve/server.js";
 import { StoreContext } from "../src/storage/context.js";

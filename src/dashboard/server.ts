@@ -1,5 +1,4 @@
 import { optionsArg } from "../arguments.js";
-import { checkChannelName } from "../channels.js";
 import { unstorableText } from "../names.js";
 import { timingSafeEqual } from "node:crypto";
 import http from "node:http";
@@ -10,7 +9,6 @@ import type { Logger } from "../options.js";
 import type { ListFilter } from "../storage/list-query.js";
 import { ACTIVE_STATUSES, FINISHED_STATUSES, type ActorStatus } from "../storage/rows.js";
 import type { HistoryEntry, Troupe } from "../troupe.js";
-import { channelSummaries, workerSummaries } from "./dashboard-queries.js";
 import { toJson } from "./json.js";
 import { PAGE_HTML, PAGE_SECURITY_HEADERS } from "./page.js";
 import { STATUS_BY_CODE, errorBody } from "../serve/http-errors.js";
@@ -96,11 +94,6 @@ function textParam(q: Query, key: string): string | undefined {
   const problem = unstorableText(v);
   if (problem) throw new ValidationError(`${key} contains ${problem}`);
   return v;
-}
-
-/** The channels page cursor is the last channel name of the previous page. */
-function channelCursor(v: string | undefined): string | undefined {
-  return v === undefined ? undefined : checkChannelName(v, "cursor");
 }
 
 /** `/prefix/<one encoded segment>` → the decoded segment, or undefined when the path is not one. */
@@ -355,10 +348,8 @@ export class DashboardServer {
     if (path === "/api/channels") {
       checkParams(q, "channels");
       const limit = intParam(q, "limit", 200, 1, 1000);
-      return {
-        status: 200,
-        body: await channelSummaries(t._storage, { limit, after: channelCursor(textParam(q, "cursor")) }),
-      };
+      const cursor = textParam(q, "cursor"); // the last channel name of the previous page
+      return { status: 200, body: await t.channels(cursor === undefined ? { limit } : { limit, cursor }) };
     }
     if (path === "/api/groups") {
       checkParams(q, "groups");
@@ -374,7 +365,7 @@ export class DashboardServer {
     }
     if (path === "/api/workers") {
       checkParams(q, "workers");
-      return { status: 200, body: { items: await workerSummaries(t._storage) } };
+      return { status: 200, body: { items: await t.workers() } };
     }
     return { status: 404, body: errorBody("NOT_FOUND", `no route for ${path}`) };
   }
@@ -395,6 +386,6 @@ export class DashboardServer {
  */
 export async function startDashboard(troupe: Troupe, opts: DashboardOptions = {}): Promise<Dashboard> {
   if (!troupe || typeof troupe !== "object") throw new ValidationError("startDashboard needs a Troupe");
-  void troupe._storage; // NOT_STARTED now rather than on the first request
+  void troupe.outbox; // throws NOT_STARTED now (before start()) rather than on the first request
   return new DashboardServer(troupe, opts).listen();
 }

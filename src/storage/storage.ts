@@ -6,7 +6,8 @@ import { GroupStore } from "./group-store.js";
 import { JournalStore } from "./journal-store.js";
 import { LifecycleStore } from "./lifecycle-store.js";
 import { LockStore } from "./lock-store.js";
-import { OutboxStore } from "../outbox/outbox-store.js";
+import { OutboxStore } from "./outbox-store.js";
+import { ReadModelStore } from "./read-model-store.js";
 import { ScheduleStore } from "./schedule-store.js";
 import { checkSchema, migrate } from "./migrate.js";
 import { TimerStore } from "./timer-store.js";
@@ -26,6 +27,8 @@ export class Storage {
   readonly outbox: OutboxStore;
   readonly lifecycle: LifecycleStore;
   readonly schedules: ScheduleStore;
+  /** The operator tools' views (dashboard, readiness). */
+  readonly readModels: ReadModelStore;
   private readonly ctx: StoreContext;
 
   constructor(
@@ -42,6 +45,7 @@ export class Storage {
     this.outbox = new OutboxStore(this.ctx);
     this.lifecycle = new LifecycleStore(this.ctx, this.actors);
     this.schedules = new ScheduleStore(this.ctx);
+    this.readModels = new ReadModelStore(this.ctx);
   }
 
   migrate() {
