@@ -1,7 +1,5 @@
 /** `troupe outbox stats | dead | redrive`: inspect the outbox and re-drive dead letters. */
 import { ValidationError } from "../errors.js";
-import { OutboxStore } from "../storage/outbox-store.js";
-import { StoreContext } from "../storage/context.js";
 import { text, type Command } from "./command.js";
 
 export interface OutboxFlags {
@@ -24,8 +22,8 @@ export const outbox: Command = {
       cursor: text(values, "cursor"),
       all: values.all === true,
     };
-    const storage = troupe._storage;
-    const store = new OutboxStore(new StoreContext(storage.db, storage.schema));
+    // The Troupe's own outbox: a redrive there wakes a relay running in this process.
+    const store = troupe.outbox;
     const [sub, ...rest] = args;
     switch (sub) {
       case "stats": {

@@ -5,10 +5,8 @@
 import { ValidationError } from "../errors.js";
 import { redactCredentials } from "../options.js";
 import { httpSink } from "../outbox/http-sink.js";
-import { OutboxRelay, type OutboxRelayOptions } from "../outbox/relay.js";
+import type { OutboxRelayOptions } from "../outbox/relay.js";
 import { createServer } from "../serve/server.js";
-import { OutboxStore } from "../storage/outbox-store.js";
-import { StoreContext } from "../storage/context.js";
 import type { Troupe } from "../troupe.js";
 import { text, type Command } from "./command.js";
 import { stderrLogger, untilSignal, type Output } from "./output.js";
@@ -47,9 +45,10 @@ export async function runServe(
   const mode = flags["outbox-mode"] ?? "binary";
   if (mode !== "binary" && mode !== "structured")
     throw new ValidationError(`--outbox-mode must be binary or structured, got ${mode}`);
-  const storage = troupe._storage;
+  // The relay runs on the Troupe's own outbox, so an emit in this process wakes it at once
+  // (a store of its own would hear of events only by polling).
   const relay = flags["outbox-url"]
-    ? new OutboxRelay(new OutboxStore(new StoreContext(storage.db, storage.schema)), {
+    ? troupe.createOutboxRelay({
         ...control.relay,
         sink: httpSink({ url: flags["outbox-url"], mode }),
         logger: stderrLogger("outbox", { debug: false }),
