@@ -13,7 +13,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { actor, NonRetryableError, type ActorContext, type ChannelMode, type Troupe } from "../src/index.js";
 import { startDashboard, type Dashboard } from "../src/dashboard/index.js";
-import { PAGE_HTML, PAGE_SCRIPT } from "../src/dashboard/page.js";
+import { dashboardPage } from "../src/dashboard/page.js";
 import { runPage, type FakeElement } from "./fixtures/dash-dom.js";
 import { dropSchema, eventually, freshSchema, PG_URL, testTroupe } from "./helpers.js";
 import { runNode, type NodeRun } from "./support/run-node.js";
@@ -48,6 +48,7 @@ const recurring = actor("dash-recurring", async (ctx: ActorContext, input: { n: 
 });
 
 const XSS_ID = "<img/src=x/onerror=alert(1)>";
+const { html: PAGE_HTML, script: PAGE_SCRIPT } = dashboardPage(); // the page from its asset files
 const XSS_INPUT = "<script>alert('pwned')</script>";
 
 const CONSUMERS = {

@@ -10,7 +10,7 @@ import type { ListFilter } from "../storage/list-query.js";
 import { ACTIVE_STATUSES, FINISHED_STATUSES, type ActorStatus } from "../storage/rows.js";
 import type { HistoryEntry, Troupe } from "../troupe.js";
 import { toJson } from "./json.js";
-import { PAGE_HTML, PAGE_SECURITY_HEADERS } from "./page.js";
+import { dashboardPage, type DashboardPage } from "./page.js";
 import { STATUS_BY_CODE, errorBody } from "../serve/http-errors.js";
 import { startInterval } from "../timers.js";
 
@@ -128,6 +128,7 @@ export class DashboardServer {
   private readonly host: string;
   private readonly tickMs: number;
   private readonly log: Logger;
+  private readonly pageContent: DashboardPage;
   private readonly streams = new Set<http.ServerResponse>();
   private closing: Promise<void> | undefined;
 
@@ -148,6 +149,7 @@ export class DashboardServer {
     this.tickMs = toMillis(opts.refreshInterval ?? "2s", "refreshInterval");
     if (this.tickMs < 100) throw new ValidationError("refreshInterval must be at least 100ms");
     this.log = opts.logger ?? (() => {});
+    this.pageContent = dashboardPage(); // read now: missing asset files fail the start, not a request
     this.server = http.createServer((req, res) => void this.handle(req, res));
   }
 
@@ -258,13 +260,14 @@ export class DashboardServer {
   }
 
   private page(res: http.ServerResponse): void {
+    const { html, headers } = this.pageContent;
     res.writeHead(200, {
       "content-type": "text/html; charset=utf-8",
-      "content-length": Buffer.byteLength(PAGE_HTML),
+      "content-length": Buffer.byteLength(html),
       "cache-control": "no-store",
-      ...PAGE_SECURITY_HEADERS,
+      ...headers,
     });
-    res.end(PAGE_HTML);
+    res.end(html);
   }
 
   private events(req: http.IncomingMessage, res: http.ServerResponse): void {
