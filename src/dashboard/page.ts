@@ -1,6 +1,8 @@
 /**
- * The dashboard's one page, made from the files in ./assets: page.html with style.css and
- * app.js inlined in place of its <link> and <script src> (nothing fetched from elsewhere).
+ * The dashboard's one page, made from the files in ./assets: page.html with style.css and the
+ * script inlined in place of its <link> and <script src> (nothing fetched from elsewhere).
+ * The script is the browser files of SCRIPT_PARTS joined, in order, inside one function: each
+ * part's top-level names are the later parts' to use, and none becomes a global of the page.
  * It carries no data: the script fetches the JSON API and renders it as text. A
  * Content-Security-Policy allows exactly this script and this style (by hash) and requests to
  * the same origin. The build copies ./assets next to the compiled server (dist/dashboard/assets).
@@ -11,7 +13,7 @@ import { readFileSync } from "node:fs";
 export interface DashboardPage {
   /** The page as served: it never varies (no data, no per-request values). */
   readonly html: string;
-  /** The page's script (app.js) as inlined, for tests that check how it renders. */
+  /** The page's script as inlined, for tests that check how it renders. */
   readonly script: string;
   /** Headers for the page: only this script and style run, requests stay on this origin, no framing. */
   readonly headers: Readonly<Record<string, string>>;
@@ -20,6 +22,8 @@ export interface DashboardPage {
 const ASSETS = new URL("./assets/", import.meta.url);
 const STYLESHEET = '<link rel="stylesheet" href="style.css" />';
 const SCRIPT = '<script src="app.js"></script>';
+/** The script's parts, in the order they run (see each file's head). */
+const SCRIPT_PARTS = ["dom.js", "api.js", "views-actors.js", "views-system.js", "app.js"];
 
 const sha256 = (text: string) => `'sha256-${createHash("sha256").update(text, "utf8").digest("base64")}'`;
 
@@ -37,10 +41,10 @@ function inline(html: string, marker: string, element: string): string {
 
 function build(): DashboardPage {
   const style = asset("style.css");
-  const script = asset("app.js");
+  const script = `(function () {\n"use strict";\n${SCRIPT_PARTS.map(asset).join("\n")}})();\n`;
   // Inlined text ends its element at the first closing tag: the assets must not hold one.
   if (/<\/style/i.test(style) || /<\/script/i.test(script))
-    throw new Error("dashboard style.css or app.js holds a closing </style> or </script>");
+    throw new Error("the dashboard style or script holds a closing </style> or </script>");
   const html = inline(
     inline(asset("page.html"), STYLESHEET, `<style>${style}</style>`),
     SCRIPT,
