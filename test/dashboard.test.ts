@@ -396,6 +396,40 @@ describe("web dashboard", () => {
     assert.ok(mine[0].concurrency > 0);
   });
 
+  test("the Troupe methods behind it: channels() pages and checks its options, workers(), ping()", async () => {
+    const all = await t.channels();
+    assert.deepEqual(
+      all.items.map((c) => c.name),
+      ["dash-inbox", "dash-jobs", "dash-news"],
+    );
+    assert.equal(all.nextCursor, undefined);
+    const first = await t.channels({ limit: 2 });
+    assert.deepEqual(
+      first.items.map((c) => c.name),
+      ["dash-inbox", "dash-jobs"],
+    );
+    assert.equal(first.nextCursor, "dash-jobs");
+    const rest = await t.channels({ limit: 2, cursor: first.nextCursor });
+    assert.deepEqual(rest, { items: [all.items[2]] });
+    for (const bad of [
+      { limit: 0 },
+      { limit: 1001 },
+      { limit: 1.5 },
+      { cursor: "" },
+      { cursor: "x".repeat(300) },
+    ])
+      await assert.rejects(t.channels(bad), { code: "VALIDATION" }, JSON.stringify(bad));
+    await assert.rejects(t.channels(null as never), { code: "VALIDATION" });
+    const workers = await t.workers();
+    assert.ok(workers.some((w) => w.id === t.workerId && w.pid === process.pid));
+    await t.ping();
+    const idle = testTroupe();
+    await assert.rejects(idle.ping(), { code: "NOT_STARTED" });
+    await assert.rejects(idle.channels(), { code: "NOT_STARTED" });
+    await assert.rejects(idle.workers(), { code: "NOT_STARTED" });
+    assert.throws(() => idle.createOutboxRelay({ sink: { send: async () => {} } }), { code: "NOT_STARTED" });
+  });
+
   test("live: /api/events is an event stream with a tick at once and then every interval", async () => {
     const fast = await startDashboard(t, { port: 0, refreshInterval: "150ms" });
     try {
