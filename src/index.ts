@@ -99,3 +99,4 @@ export {
   type ChannelSummary,
   type WorkerSummary,
 } from "./dashboard/index.js";
+export type { ChannelsOptions } from "./client/operations.js";
