@@ -67,7 +67,8 @@ export {
   IngestError,
 } from "./api/errors.js";
 export type { CloudEvent, CloudEventInput } from "./outbox/cloudevent.js";
-export type { OutboxStore, OutboxEntry, OutboxStatus } from "./outbox/outbox-store.js";
+export type { OutboxStore } from "./storage/outbox-store.js";
+export type { OutboxEntry, OutboxStatus } from "./outbox/outbox-entry.js";
 export {
   OutboxRelay,
   type OutboxRelayOptions,
@@ -105,3 +106,4 @@ export {
   type ChannelSummary,
   type WorkerSummary,
 } from "./dashboard/index.js";
+export type { ChannelsOptions } from "./client/operations.js";

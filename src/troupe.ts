@@ -43,9 +43,11 @@ import { Listeners, type Listener } from "./listeners.js";
 import { ClientMessaging } from "./client/messaging.js";
 import type { SendOptions } from "./messaging/outgoing.js";
 import { ActorRef, type ActorInfo } from "./ref.js";
-import type { OutboxEntry, OutboxStatus, OutboxStore } from "./outbox/outbox-store.js";
+import type { OutboxEntry, OutboxStatus } from "./outbox/outbox-entry.js";
 import type { CloudEventInput } from "./outbox/cloudevent.js";
 import { OutboxRelay, type OutboxRelayOptions } from "./outbox/relay.js";
+import * as operations from "./client/operations.js";
+import type { ChannelSummary, WorkerSummary } from "./storage/read-model-store.js";
 import type { ListFilter } from "./storage/list-query.js";
 import { Storage } from "./storage/storage.js";
 import type { Wakeups } from "./wakeups/wakeups.js";
@@ -133,6 +135,11 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     this.scheduling = new Schedules(client);
     bindStorage(this, () => this.requireStorage("storageOf"));
     for (const def of options.actors ?? []) this.register(def);
+  }
+
+  /** True while calls can be served: storage open (start() under way or done) and stop() not called. */
+  get started(): boolean {
+    return this.storage !== undefined && this.stopping === undefined;
   }
 
   /** Adds an actor type this worker can run. */
@@ -322,11 +329,6 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     return this.messaging.emitEvent(event);
   }
 
-  /** The outbox: counts(), deadLetters(), redrive(), get(eventId). */
-  get outbox(): OutboxStore {
-    return this.requireStorage("outbox").outbox;
-  }
-
   /** Events in the outbox by status (all four present). */
   async outboxCounts(): Promise<Record<OutboxStatus, number>> {
     return this.requireStorage("outboxCounts").outbox.counts();
@@ -475,5 +477,17 @@ export class Troupe extends EventEmitter<TroupeEvents> {
    */
   get _storage(): Storage {
     return this.requireStorage("_storage");
+  }
+
+  // ---- operations (tools)
+  /** Channels with their subscribers and backlog, by name, a page at a time (`nextCursor`). */
+  async channels(
+    options?: operations.ChannelsOptions,
+  ): Promise<{ items: ChannelSummary[]; nextCursor?: string }> {
+    return operations.channels(this.requireStorage("channels"), options);
+  }
+  /** The worker registry, with the leader. */
+  async workers(): Promise<WorkerSummary[]> {
+    return operations.workers(this.requireStorage("workers"));
   }
 }

@@ -13,7 +13,7 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { actor, NonRetryableError, type ActorContext, type ChannelMode, type Troupe } from "../src/index.js";
 import { startDashboard, type Dashboard } from "../src/dashboard/index.js";
-import { PAGE_HTML, PAGE_SCRIPT } from "../src/dashboard/page.js";
+import { dashboardPage } from "../src/dashboard/page.js";
 import { runPage, type FakeElement } from "./fixtures/dash-dom.js";
 import { dropSchema, eventually, freshSchema, PG_URL, testTroupe } from "./helpers.js";
 import { runNode, type NodeRun } from "./support/run-node.js";
@@ -48,6 +48,7 @@ const recurring = actor("dash-recurring", async (ctx: ActorContext, input: { n: 
 });
 
 const XSS_ID = "<img/src=x/onerror=alert(1)>";
+const { html: PAGE_HTML, script: PAGE_SCRIPT } = dashboardPage(); // the page from its asset files
 const XSS_INPUT = "<script>alert('pwned')</script>";
 
 const CONSUMERS = {
@@ -393,6 +394,40 @@ describe("web dashboard", () => {
     assert.ok(mine.length >= 1, r.text);
     assert.ok(mine[0].heartbeatAgeMs >= 0 && mine[0].heartbeatAgeMs < 60_000);
     assert.ok(mine[0].concurrency > 0);
+  });
+
+  test("the Troupe methods behind it: channels() pages and checks its options, workers(), ping()", async () => {
+    const all = await t.channels();
+    assert.deepEqual(
+      all.items.map((c) => c.name),
+      ["dash-inbox", "dash-jobs", "dash-news"],
+    );
+    assert.equal(all.nextCursor, undefined);
+    const first = await t.channels({ limit: 2 });
+    assert.deepEqual(
+      first.items.map((c) => c.name),
+      ["dash-inbox", "dash-jobs"],
+    );
+    assert.equal(first.nextCursor, "dash-jobs");
+    const rest = await t.channels({ limit: 2, cursor: first.nextCursor });
+    assert.deepEqual(rest, { items: [all.items[2]] });
+    for (const bad of [
+      { limit: 0 },
+      { limit: 1001 },
+      { limit: 1.5 },
+      { cursor: "" },
+      { cursor: "x".repeat(300) },
+    ])
+      await assert.rejects(t.channels(bad), { code: "VALIDATION" }, JSON.stringify(bad));
+    await assert.rejects(t.channels(null as never), { code: "VALIDATION" });
+    const workers = await t.workers();
+    assert.ok(workers.some((w) => w.id === t.workerId && w.pid === process.pid));
+    await t.ping();
+    const idle = testTroupe();
+    await assert.rejects(idle.ping(), { code: "NOT_STARTED" });
+    await assert.rejects(idle.channels(), { code: "NOT_STARTED" });
+    await assert.rejects(idle.workers(), { code: "NOT_STARTED" });
+    assert.throws(() => idle.createOutboxRelay({ sink: { send: async () => {} } }), { code: "NOT_STARTED" });
   });
 
   test("live: /api/events is an event stream with a tick at once and then every interval", async () => {

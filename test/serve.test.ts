@@ -4,8 +4,9 @@ import { after, before, describe, test } from "node:test";
 import { decode } from "../src/codec.js";
 import { actor, type ActorContext, type Troupe } from "../src/index.js";
 import { httpSink } from "../src/outbox/http-sink.js";
-import { OutboxStore } from "../src/outbox/outbox-store.js";
+import { OutboxStore } from "../src/storage/outbox-store.js";
 import { OutboxRelay } from "../src/outbox/relay.js";
+import { runServe } from "../src/cli/serve.js";
 import { createServer, type TroupeServer } from "../src/serve/server.js";
 import { StoreContext } from "../src/storage/context.js";
 import { dropSchema, eventually, testTroupe } from "./helpers.js";
@@ -486,5 +487,48 @@ describe("troupe serve: token, relay and readiness", () => {
       await dropSchema(schema);
     }
     await assert.rejects(() => server.start(), /stopped/);
+  });
+
+  test("the relay troupe serve starts sends an event emitted in this process at once, not at its next poll", async () => {
+    const troupe = testTroupe({ worker: false });
+    await troupe.start();
+    const schema = troupe._storage.schema;
+    const received: string[] = [];
+    const sink = http.createServer((req, res) => {
+      received.push(String(req.headers["ce-id"]));
+      req.resume();
+      req.on("end", () => res.writeHead(204).end());
+    });
+    await new Promise<void>((r) => sink.listen(0, "127.0.0.1", () => r()));
+    const port = (sink.address() as { port: number }).port;
+    let stop!: (why: string) => void;
+    const until = new Promise<string>((r) => (stop = r));
+    const lines: string[] = [];
+    const out = { print: () => {}, line: (l: string) => void lines.push(l) };
+    // A poll interval far longer than the waits below: only the emit's own wakeup can be in time.
+    const served = runServe(troupe, { port: "0", "outbox-url": `http://127.0.0.1:${port}/in` }, out, {
+      until,
+      relay: { pollInterval: "60s" },
+    });
+    try {
+      await eventually(() => lines.some((l) => l.startsWith("troupe serve listening on")), "serve to listen");
+      // The relay's first round may find the first event by itself; after that round it
+      // sleeps for its poll interval, so the second event must wake it.
+      const first = await troupe.emitEvent({ type: "served.first", data: 1 });
+      await eventually(() => received.includes(first.id), "the relay to send the first event", 10_000);
+      const second = await troupe.emitEvent({ type: "served.second", data: 2 });
+      await eventually(
+        () => received.includes(second.id),
+        "the relay to send the second event (long before its 60 s poll)",
+        10_000,
+      );
+    } finally {
+      stop("done");
+      assert.equal(await served, 0);
+      assert.deepEqual(lines.slice(-1), ["done: stopping"]);
+      await new Promise<void>((r) => sink.close(() => r()));
+      await troupe.stop();
+      await dropSchema(schema);
+    }
   });
 });

@@ -2,7 +2,7 @@ import type { ChannelLike } from "../channels.js";
 import type { ContextPropagation } from "../context-propagation.js";
 import { prepareOutgoing, sendEphemeral, writeOutgoing, type SendOptions } from "../messaging/outgoing.js";
 import { WakeAfterCommit } from "../messaging/wake.js";
-import { DEFAULT_SOURCE } from "../outbox/outbox-store.js";
+import { DEFAULT_SOURCE } from "../outbox/outbox-entry.js";
 import { prepareEvent, type CloudEventInput } from "../outbox/cloudevent.js";
 import type { Storage } from "../storage/storage.js";
 import type { Wakeups } from "../wakeups/wakeups.js";

@@ -1,18 +1,16 @@
 import { optionsArg } from "../arguments.js";
-import { checkChannelName } from "../channels.js";
 import { unstorableText } from "../names.js";
 import { timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { toMillis, type Duration } from "../duration.js";
-import { NotFoundError, TroupeError, ValidationError } from "../errors.js";
+import { NotFoundError, NotStartedError, TroupeError, ValidationError } from "../errors.js";
 import type { Logger } from "../options.js";
 import type { ListFilter } from "../storage/list-query.js";
 import { ACTIVE_STATUSES, FINISHED_STATUSES, type ActorStatus } from "../storage/rows.js";
 import type { HistoryEntry, Troupe } from "../troupe.js";
-import { channelSummaries, workerSummaries } from "./dashboard-queries.js";
 import { toJson } from "./json.js";
-import { PAGE_HTML, PAGE_SECURITY_HEADERS } from "./page.js";
+import { dashboardPage, type DashboardPage } from "./page.js";
 import { STATUS_BY_CODE, errorBody } from "../serve/http-errors.js";
 import { startInterval } from "../timers.js";
 
@@ -98,11 +96,6 @@ function textParam(q: Query, key: string): string | undefined {
   return v;
 }
 
-/** The channels page cursor is the last channel name of the previous page. */
-function channelCursor(v: string | undefined): string | undefined {
-  return v === undefined ? undefined : checkChannelName(v, "cursor");
-}
-
 /** `/prefix/<one encoded segment>` → the decoded segment, or undefined when the path is not one. */
 function segmentAfter(path: string, prefix: string): string | undefined {
   if (!path.startsWith(prefix)) return undefined;
@@ -135,6 +128,7 @@ export class DashboardServer {
   private readonly host: string;
   private readonly tickMs: number;
   private readonly log: Logger;
+  private readonly pageContent: DashboardPage;
   private readonly streams = new Set<http.ServerResponse>();
   private closing: Promise<void> | undefined;
 
@@ -155,6 +149,7 @@ export class DashboardServer {
     this.tickMs = toMillis(opts.refreshInterval ?? "2s", "refreshInterval");
     if (this.tickMs < 100) throw new ValidationError("refreshInterval must be at least 100ms");
     this.log = opts.logger ?? (() => {});
+    this.pageContent = dashboardPage(); // read now: missing asset files fail the start, not a request
     this.server = http.createServer((req, res) => void this.handle(req, res));
   }
 
@@ -265,13 +260,14 @@ export class DashboardServer {
   }
 
   private page(res: http.ServerResponse): void {
+    const { html, headers } = this.pageContent;
     res.writeHead(200, {
       "content-type": "text/html; charset=utf-8",
-      "content-length": Buffer.byteLength(PAGE_HTML),
+      "content-length": Buffer.byteLength(html),
       "cache-control": "no-store",
-      ...PAGE_SECURITY_HEADERS,
+      ...headers,
     });
-    res.end(PAGE_HTML);
+    res.end(html);
   }
 
   private events(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -312,7 +308,7 @@ export class DashboardServer {
       const actor = textParam(q, "actor");
       const [stats, outbox] = await Promise.all([
         t.stats(actor === undefined ? {} : { actor }),
-        t.outbox.counts(),
+        t.outboxCounts(),
       ]);
       return { status: 200, body: { stats, outbox } };
     }
@@ -355,10 +351,8 @@ export class DashboardServer {
     if (path === "/api/channels") {
       checkParams(q, "channels");
       const limit = intParam(q, "limit", 200, 1, 1000);
-      return {
-        status: 200,
-        body: await channelSummaries(t._storage, { limit, after: channelCursor(textParam(q, "cursor")) }),
-      };
+      const cursor = textParam(q, "cursor"); // the last channel name of the previous page
+      return { status: 200, body: await t.channels(cursor === undefined ? { limit } : { limit, cursor }) };
     }
     if (path === "/api/groups") {
       checkParams(q, "groups");
@@ -374,7 +368,7 @@ export class DashboardServer {
     }
     if (path === "/api/workers") {
       checkParams(q, "workers");
-      return { status: 200, body: { items: await workerSummaries(t._storage) } };
+      return { status: 200, body: { items: await t.workers() } };
     }
     return { status: 404, body: errorBody("NOT_FOUND", `no route for ${path}`) };
   }
@@ -395,6 +389,7 @@ export class DashboardServer {
  */
 export async function startDashboard(troupe: Troupe, opts: DashboardOptions = {}): Promise<Dashboard> {
   if (!troupe || typeof troupe !== "object") throw new ValidationError("startDashboard needs a Troupe");
-  void troupe._storage; // NOT_STARTED now rather than on the first request
+  // NOT_STARTED now (before start()) rather than on the first request.
+  if (!troupe.started) throw new NotStartedError("startDashboard");
   return new DashboardServer(troupe, opts).listen();
 }

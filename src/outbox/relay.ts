@@ -4,7 +4,8 @@ import { nanoid } from "nanoid";
 import { toMillis, type Duration } from "../duration.js";
 import { NotStartedError, SinkError, ValidationError } from "../errors.js";
 import type { Logger } from "../options.js";
-import type { OutboxEntry, OutboxStore } from "./outbox-store.js";
+import type { OutboxStore } from "../storage/outbox-store.js";
+import type { OutboxEntry } from "./outbox-entry.js";
 import type { OutboxSink } from "./sink.js";
 import { startInterval, startTimeout, type Timer } from "../timers.js";
 

@@ -165,7 +165,7 @@ export class TroupeServer {
     if (this.stopping) return { status: 503, body: { status: "stopping", ...relay } };
     let timer: Timer | undefined;
     try {
-      const ping = this.troupe._storage.db.query("SELECT 1");
+      const ping = this.troupe.ping();
       const timeout = new Promise<never>((_, reject) => {
         timer = startTimeout(() => reject(new Error(`no answer within ${this.readyMs} ms`)), this.readyMs);
       });

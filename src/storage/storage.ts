@@ -8,7 +8,8 @@ import { JournalStore } from "./journal-store.js";
 import { LifecycleStore } from "./lifecycle-store.js";
 import { LockStore } from "./lock-store.js";
 import { MessageStore } from "./message-store.js";
-import { OutboxStore } from "../outbox/outbox-store.js";
+import { OutboxStore } from "./outbox-store.js";
+import { ReadModelStore } from "./read-model-store.js";
 import { ScheduleStore } from "./schedule-store.js";
 import { checkSchema, migrate } from "./migrate.js";
 import { ProjectionStore } from "./projection-store.js";
@@ -38,6 +39,8 @@ export class Storage {
   readonly stats: StatsStore;
   readonly stream: StreamStore;
   readonly projections: ProjectionStore;
+  /** The operator tools' views (dashboard, readiness). */
+  readonly readModels: ReadModelStore;
   private readonly ctx: StoreContext;
 
   constructor(
@@ -64,6 +67,7 @@ export class Storage {
     this.stats = new StatsStore(this.ctx);
     this.stream = new StreamStore(this.ctx);
     this.projections = new ProjectionStore(this.ctx);
+    this.readModels = new ReadModelStore(this.ctx);
   }
 
   migrate() {

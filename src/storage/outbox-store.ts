@@ -1,44 +1,28 @@
-import { FENCED_EFFECT, fencedParams } from "../storage/fenced-effect.js";
 import { optionsArg } from "../arguments.js";
 import { LockLostError, ValidationError } from "../errors.js";
-import { MS, type StoreContext } from "../storage/context.js";
-import type { SqlClient } from "../storage/database.js";
-import type { Fence, JournalEntry } from "../storage/rows.js";
 import {
   prepareEvent,
   toCloudEvent,
-  type CloudEvent,
   type CloudEventInput,
   type PreparedEvent,
-} from "./cloudevent.js";
-
-export type OutboxStatus = "pending" | "processing" | "sent" | "dead";
-
-/** One outbox row, with its event in the CloudEvents JSON format. */
-export interface OutboxEntry {
-  /** The row's id (internal, increasing). */
-  outboxId: string;
-  event: CloudEvent;
-  status: OutboxStatus;
-  /** Sends attempted so far (a claim counts as one). */
-  attempts: number;
-  nextAttemptAt: Date;
-  lockedBy: string | null;
-  lockedAt: Date | null;
-  lastError: string | null;
-  /** The emitting actor, when emitted from inside one. */
-  actorId: string | null;
-  createdAt: Date;
-  sentAt: Date | null;
-}
+} from "../outbox/cloudevent.js";
+import {
+  checkEventId,
+  checkIds,
+  DEFAULT_SOURCE,
+  type OutboxEntry,
+  type OutboxStatus,
+} from "../outbox/outbox-entry.js";
+import { MS, type StoreContext } from "./context.js";
+import type { SqlClient } from "./database.js";
+import { FENCED_EFFECT, fencedParams } from "./fenced-effect.js";
+import type { Fence, JournalEntry } from "./rows.js";
 
 export interface OutboxStoreOptions {
   /** Largest event (attributes + data) accepted by emit (default 1 MiB). */
   maxEventBytes?: number;
 }
 
-/** The default `source` outside actors. Inside an actor it is `troupe://<actor name>/<actor id>`. */
-export const DEFAULT_SOURCE = "troupe://troupe";
 const MAX_ERROR_LENGTH = 2000;
 
 const JSON_RESULT = (expr: string) => `('\\x01'::bytea || convert_to((${expr})::text, 'UTF8'))`;
@@ -102,22 +86,6 @@ function entryFromRow(r: Record<string, any>): OutboxEntry {
     createdAt: toDate(r.created_at)!,
     sentAt: toDate(r.sent_at),
   };
-}
-
-/** A CloudEvent id as the outbox stores it (emit checks ids the same way: at most 255, no control characters). */
-function checkEventId(id: unknown, what: string): string {
-  if (typeof id !== "string" || id.length === 0 || id.length > 255)
-    throw new ValidationError(`${what} must be a non-empty string of at most 255 characters`);
-  if (/\p{Cc}|\p{Cs}/u.test(id))
-    throw new ValidationError(`${what} contains a control character or a lone surrogate`);
-  return id;
-}
-
-function checkIds(ids: readonly string[], what: string): string[] {
-  if (!Array.isArray(ids)) throw new ValidationError(`${what} must be an array of ids or "all"`);
-  if (ids.length > 10_000) throw new ValidationError(`${what}: at most 10000 ids at a time`);
-  for (const id of ids) checkEventId(id, `${what}: an id`);
-  return [...ids];
 }
 
 /**

@@ -1,7 +1,10 @@
+/** `troupe dashboard`: the read-only web dashboard for a client-only Troupe, until SIGINT/SIGTERM. */
+import { startDashboard, DEFAULT_DASHBOARD_PORT, type DashboardOptions } from "../dashboard/server.js";
 import { toMillis } from "../duration.js";
 import { ValidationError } from "../errors.js";
 import type { Troupe } from "../troupe.js";
-import { DEFAULT_DASHBOARD_PORT, startDashboard, type DashboardOptions } from "./server.js";
+import { text, type Command } from "./command.js";
+import { stderrLogger, untilSignal, type Output } from "./output.js";
 
 export interface DashboardFlags {
   port?: string | undefined;
@@ -9,23 +12,6 @@ export interface DashboardFlags {
   token?: string | undefined;
   refresh?: string | undefined;
 }
-
-export const DASHBOARD_HELP = `  dashboard [--port N] [--host H] [--token T] [--refresh DURATION]
-                                   web dashboard (read-only) on http://127.0.0.1:${DEFAULT_DASHBOARD_PORT}/
-                                   (--port 0: a free port); --token (or $TROUPE_DASHBOARD_TOKEN):
-                                   requests need Authorization: Bearer T or ?token=T;
-                                   --refresh: how often open pages update (default 2s)`;
-
-/**
- * `parseArgs` options of the dashboard. --port, --host and --token are the same options as
- * `serve`'s (one definition each on the command line); --refresh is the dashboard's own.
- */
-export const DASHBOARD_OPTIONS = {
-  port: { type: "string" },
-  host: { type: "string" },
-  token: { type: "string" },
-  refresh: { type: "string" },
-} as const;
 
 /** Checks the flags (before any database is opened): a bad value is a ValidationError. */
 export function dashboardOptions(
@@ -56,29 +42,42 @@ export function dashboardOptions(
   return opts;
 }
 
-/**
- * `troupe dashboard`: serves the dashboard for a started (client-only) Troupe until
- * SIGINT/SIGTERM, then closes it. Returns the exit code.
- */
-export async function dashboardCommand(
+/** Serves the dashboard until `until` (default: SIGINT or SIGTERM) resolves; returns the exit code. */
+export async function runDashboard(
   troupe: Troupe,
   opts: DashboardOptions,
-  out: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
+  out: Output,
+  until: Promise<string> = untilSignal(),
 ): Promise<number> {
-  const signalled = new Promise<string>((resolve) => {
-    process.once("SIGINT", () => resolve("SIGINT"));
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-  });
-  const dashboard = await startDashboard(troupe, {
-    ...opts,
-    logger: (level, msg, fields) =>
-      process.stderr.write(`[troupe dashboard] ${level}: ${msg} ${JSON.stringify(fields ?? {})}\n`),
-  });
-  out(
+  const dashboard = await startDashboard(troupe, { ...opts, logger: stderrLogger("dashboard") });
+  out.line(
     `troupe dashboard on ${dashboard.url}${opts.token ? " (needs the token: open it with ?token=<token>)" : ""}`,
   );
-  const sig = await signalled;
-  out(`${sig}: stopping`);
+  const why = await until;
+  out.line(`${why}: stopping`);
   await dashboard.close();
   return 0;
 }
+
+export const dashboard: Command = {
+  name: "dashboard",
+  help: `  dashboard [--port N] [--host H] [--token T] [--refresh DURATION]
+                                   web dashboard (read-only) on http://127.0.0.1:${DEFAULT_DASHBOARD_PORT}/
+                                   (--port 0: a free port); --token (or $TROUPE_DASHBOARD_TOKEN):
+                                   requests need Authorization: Bearer T or ?token=T;
+                                   --refresh: how often open pages update (default 2s)`,
+  // --port, --host and --token are the same options as serve's (one definition each on the
+  // command line); --refresh is the dashboard's own.
+  options: {
+    port: { type: "string" },
+    host: { type: "string" },
+    token: { type: "string" },
+    refresh: { type: "string" },
+  },
+  prepare(values, args) {
+    const flags: DashboardFlags = {};
+    for (const flag of ["port", "host", "token", "refresh"] as const) flags[flag] = text(values, flag);
+    const opts = dashboardOptions(flags, args);
+    return (troupe, out) => runDashboard(troupe, opts, out);
+  },
+};

@@ -1,0 +1,189 @@
+/**
+ * Read models for the operator tools (the dashboard, `troupe serve`'s readiness probe):
+ * what the rest of the API does not offer — channels with their subscribers and backlog,
+ * the worker registry with the leader. Each is one statement, so the numbers it returns come
+ * from one snapshot; the same SQL runs on PostgreSQL and PGlite.
+ */
+import type { ChannelMode } from "../channels.js";
+import type { StoreContext } from "./context.js";
+
+export interface ChannelSummary {
+  name: string;
+  mode: ChannelMode;
+  /** Actors subscribed now (finished actors' subscriptions are gone). */
+  subscribers: number;
+  /** Subscribers parked in a receive on this channel right now. */
+  waiting: number;
+  /**
+   * Messages current subscribers have yet to read. Broadcast: messages after the slowest
+   * subscriber's cursor (0 without subscribers: nobody will read them). Competing: unclaimed
+   * messages (with or without subscribers). Direct: unclaimed messages in the mailboxes of
+   * the actors subscribed to the channel.
+   */
+  backlog: number;
+  /** When the oldest message of the backlog was published; null when the backlog is empty. */
+  oldestBacklogAt: Date | null;
+  /**
+   * Subscribers with at least one message to read (broadcast: cursor behind the newest
+   * message; direct: mailbox not empty); null for competing (any subscriber may take any).
+   */
+  behind: number | null;
+}
+
+export interface WorkerSummary {
+  id: string;
+  hostname: string;
+  pid: number;
+  concurrency: number;
+  startedAt: Date;
+  heartbeatAt: Date;
+  /** Milliseconds since the last heartbeat, by the database's clock. */
+  heartbeatAgeMs: number;
+  /** Holds the unexpired leader lock (runs timers, the sweep, schedules, retention). */
+  leader: boolean;
+}
+
+// TODO(merge): use the shared pending predicate
+/**
+ * Message `m` is still to be read: a broadcast one after `cursor`; a competing one not yet
+ * claimed; a direct one not yet claimed in the mailbox of `actorId`.
+ */
+function pending(m: string, mode: "broadcast", cursor: string): string;
+function pending(m: string, mode: "competing"): string;
+function pending(m: string, mode: "direct", actorId: string): string;
+function pending(m: string, mode: ChannelMode, other?: string): string {
+  if (mode === "broadcast") return `${m}.direct_to IS NULL AND ${m}.id > ${other}`;
+  if (mode === "competing") return `${m}.claimed_by IS NULL AND ${m}.direct_to IS NULL`;
+  return `${m}.claimed_by IS NULL AND ${m}.direct_to = ${other}`;
+}
+
+// Every lookup into messages goes through an index: (channel, id), or its unclaimed part.
+const CHANNELS = `
+  WITH ch AS (
+    SELECT name, mode FROM {schema}.channels
+     WHERE $2::text IS NULL OR name > $2
+     ORDER BY name LIMIT $1),
+  subs AS (
+    SELECT s.channel, count(*)::int AS subscribers, count(s.wait_seq)::int AS waiting,
+           min(s.cursor) FILTER (WHERE s.mode = 'broadcast') AS min_cursor
+      FROM {schema}.subscriptions s JOIN ch ON ch.name = s.channel
+     GROUP BY s.channel),
+  bcast AS (
+    SELECT ch.name, count(m.id)::int AS backlog, min(m.published_at) AS oldest
+      FROM ch JOIN subs ON subs.channel = ch.name
+      JOIN {schema}.messages m ON m.channel = ch.name AND ${pending("m", "broadcast", "subs.min_cursor")}
+     WHERE ch.mode = 'broadcast'
+     GROUP BY ch.name),
+  bcast_behind AS (
+    SELECT s.channel AS name, count(*)::int AS behind
+      FROM {schema}.subscriptions s JOIN ch ON ch.name = s.channel AND ch.mode = 'broadcast'
+     WHERE s.mode = 'broadcast'
+       AND EXISTS (SELECT 1 FROM {schema}.messages m
+                    WHERE m.channel = s.source AND ${pending("m", "broadcast", "s.cursor")})
+     GROUP BY s.channel),
+  comp AS (
+    SELECT ch.name, count(m.id)::int AS backlog, min(m.published_at) AS oldest
+      FROM ch JOIN {schema}.messages m
+        ON m.channel = ch.name AND ${pending("m", "competing")}
+     WHERE ch.mode = 'competing'
+     GROUP BY ch.name),
+  dir AS (
+    SELECT s.channel AS name, count(m.id)::int AS backlog, min(m.published_at) AS oldest,
+           count(DISTINCT s.actor_id)::int AS behind
+      FROM {schema}.subscriptions s JOIN ch ON ch.name = s.channel AND ch.mode = 'direct'
+      JOIN {schema}.messages m
+        ON m.channel = s.source AND ${pending("m", "direct", "s.actor_id")}
+     WHERE s.mode = 'direct'
+     GROUP BY s.channel)
+  SELECT ch.name, ch.mode,
+         COALESCE(subs.subscribers, 0) AS subscribers,
+         COALESCE(subs.waiting, 0) AS waiting,
+         COALESCE(b.backlog, c.backlog, d.backlog, 0) AS backlog,
+         COALESCE(b.oldest, c.oldest, d.oldest) AS oldest,
+         CASE ch.mode WHEN 'broadcast' THEN COALESCE(bb.behind, 0)
+                      WHEN 'direct' THEN COALESCE(d.behind, 0) END AS behind
+    FROM ch
+    LEFT JOIN subs ON subs.channel = ch.name
+    LEFT JOIN bcast b ON b.name = ch.name
+    LEFT JOIN bcast_behind bb ON bb.name = ch.name
+    LEFT JOIN comp c ON c.name = ch.name
+    LEFT JOIN dir d ON d.name = ch.name
+   ORDER BY ch.name`;
+
+interface ChannelRow {
+  name: string;
+  mode: ChannelMode;
+  subscribers: number | string;
+  waiting: number | string;
+  backlog: number | string;
+  oldest: Date | string | null;
+  behind: number | string | null;
+}
+
+/** The system lock the leader holds (the leader loop in src/engine/background.ts takes it). */
+const LEADER_LOCK = "leader";
+
+const WORKERS = `
+  SELECT w.id, w.hostname, w.pid, w.concurrency, w.started_at, w.heartbeat_at,
+         (extract(epoch FROM (now() - w.heartbeat_at)) * 1000)::float8 AS age_ms,
+         (l.owner = w.id AND l.expires_at > now()) AS leader
+    FROM {schema}.workers w
+    LEFT JOIN {schema}.system_locks l ON l.name = $1
+   ORDER BY w.started_at, w.id`;
+
+interface WorkerRow {
+  id: string;
+  hostname: string;
+  pid: number;
+  concurrency: number;
+  started_at: Date | string;
+  heartbeat_at: Date | string;
+  age_ms: number | string;
+  leader: boolean | null;
+}
+
+const toDate = (v: Date | string | null): Date | null => (v === null ? null : new Date(v));
+
+export class ReadModelStore {
+  constructor(private readonly c: StoreContext) {}
+
+  /**
+   * Channels (those with a mode, i.e. subscribed to at least once), by name, after `after`
+   * (keyset pagination), at most `limit`. `nextCursor` is the last name when there may be more.
+   */
+  async channels(opts: {
+    limit: number;
+    after?: string | undefined;
+  }): Promise<{ items: ChannelSummary[]; nextCursor?: string }> {
+    const { rows } = await this.c.db.query<ChannelRow>(this.c.sql(CHANNELS), [
+      opts.limit + 1,
+      opts.after ?? null,
+    ]);
+    const items = rows.slice(0, opts.limit).map((r): ChannelSummary => ({
+      name: r.name,
+      mode: r.mode,
+      subscribers: Number(r.subscribers),
+      waiting: Number(r.waiting),
+      backlog: Number(r.backlog),
+      oldestBacklogAt: toDate(r.oldest),
+      behind: r.behind === null ? null : Number(r.behind),
+    }));
+    const last = items.at(-1);
+    return rows.length > opts.limit && last ? { items, nextCursor: last.name } : { items };
+  }
+
+  /** The worker registry (a killed worker's row stays: its heartbeat ages). */
+  async workers(): Promise<WorkerSummary[]> {
+    const { rows } = await this.c.db.query<WorkerRow>(this.c.sql(WORKERS), [LEADER_LOCK]);
+    return rows.map((r) => ({
+      id: r.id,
+      hostname: r.hostname,
+      pid: Number(r.pid),
+      concurrency: Number(r.concurrency),
+      startedAt: new Date(r.started_at),
+      heartbeatAt: new Date(r.heartbeat_at),
+      heartbeatAgeMs: Math.max(0, Math.round(Number(r.age_ms))),
+      leader: r.leader === true,
+    }));
+  }
+}
