@@ -18,6 +18,7 @@ import {
 import { decode } from "../src/codec.js";
 import { setDebugPoint } from "../src/internal/debug-points.js";
 import { REDIS_URL, eventually, restartable, testTroupe } from "./helpers.js";
+import { storageOf } from "./support/internals.js";
 
 type Mode = "broadcast" | "competing" | "direct";
 
@@ -42,8 +43,8 @@ async function lives(opts: TroupeOptions) {
 }
 
 async function countMessages(t: Troupe, where = "true", params: unknown[] = []): Promise<number> {
-  const { rows } = await t._storage.db.query<{ n: number }>(
-    t._storage.sql(`SELECT count(*)::int AS n FROM {schema}.messages WHERE ${where}`),
+  const { rows } = await storageOf(t).db.query<{ n: number }>(
+    storageOf(t).sql(`SELECT count(*)::int AS n FROM {schema}.messages WHERE ${where}`),
     params,
   );
   return Number(rows[0]!.n);
@@ -149,12 +150,12 @@ describe("bad input from inside actors", () => {
         assert.equal(badInsideRuns.length, 2, "the actor function ran again (replay)");
         assert.deepEqual(badInsideRuns[1], expected, "replay: the same errors");
         assert.equal(await countMessages(second), 1, "only the go message exists");
-        const { rows } = await second._storage.db.query<{
+        const { rows } = await storageOf(second).db.query<{
           seq: number;
           kind: string;
           error: { code?: string } | null;
         }>(
-          second._storage.sql(
+          storageOf(second).sql(
             "SELECT seq, kind, error FROM {schema}.journal WHERE actor_id = $1 ORDER BY seq",
           ),
           [ref.id],
@@ -279,8 +280,8 @@ describe("message retention", () => {
       await eventually(async () => (await t1.members("ret-read")).length === 4, "first reads done");
       // It joins "ret-read", then registers its next receive: waiting a moment later, not at once.
       await eventually(async () => (await bReader.status()) === "waiting", "the broadcast reader waiting");
-      const claimed = await t1._storage.db.query<{ channel: string }>(
-        t1._storage.sql(
+      const claimed = await storageOf(t1).db.query<{ channel: string }>(
+        storageOf(t1).sql(
           "SELECT channel FROM {schema}.messages WHERE claimed_by IS NOT NULL AND channel IN ('ret-jobs', $1) ORDER BY id",
         ),
         [`ret-inbox:${dOwner.id}`],
@@ -288,8 +289,8 @@ describe("message retention", () => {
       assert.equal(claimed.rows.length, 4, "j1, j2, d1, d2 were claimed");
 
       const backdate = (names: string[], age: string) =>
-        t1._storage.db.query(
-          t1._storage.sql(
+        storageOf(t1).db.query(
+          storageOf(t1).sql(
             "UPDATE {schema}.messages SET published_at = now() - $2::interval WHERE id = ANY($1::bigint[])",
           ),
           [names.map((n) => id[n]), age],
@@ -463,8 +464,8 @@ const single = actor("cedge-single", async (ctx: ActorContext, input: { chs: str
 
 /** Messages of `ch` in id order, with whether each was claimed. */
 async function claims(t: Troupe, ch: string): Promise<{ data: string; claimed: boolean }[]> {
-  const { rows } = await t._storage.db.query<{ data: Buffer; claimed: boolean }>(
-    t._storage.sql(
+  const { rows } = await storageOf(t).db.query<{ data: Buffer; claimed: boolean }>(
+    storageOf(t).sql(
       "SELECT data, claimed_by IS NOT NULL AS claimed FROM {schema}.messages WHERE channel = $1 ORDER BY id",
     ),
     [ch],
@@ -686,7 +687,7 @@ describe("competing delivery over several sources (storage level)", () => {
         await t2.publish("sfifo-b", "b1");
         await t2.publish("sfifo-a", "a1");
         await t2.publish("sfifo-a", "a2");
-        const delivered = await t2._storage.channels.deliver(
+        const delivered = await storageOf(t2).channels.deliver(
           ["sfifo-a", "sfifo-b"],
           "cedge-test-worker",
           5000,

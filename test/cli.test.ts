@@ -13,6 +13,7 @@ import { after, before, describe, test } from "node:test";
 import { actor, channel, NonRetryableError, type Troupe } from "../src/index.js";
 import { dropSchema, eventually, freshSchema, PG_URL, testTroupe } from "./helpers.js";
 import { runNode, type NodeRun } from "./support/run-node.js";
+import { storageOf } from "./support/internals.js";
 
 const Wake = channel<{ go: boolean }>("cli-wake");
 const order = actor(
@@ -97,7 +98,7 @@ describe("troupe CLI", () => {
         return true;
       }, "every actor in its expected status");
       // Fixed start times for the date filters, and one completion long ago for stats --since.
-      const s = worker._storage;
+      const s = storageOf(worker);
       for (const o of orders)
         await s.db.query(s.sql(`UPDATE {schema}.actors SET started_at = $2 WHERE id = $1`), [
           o.id,

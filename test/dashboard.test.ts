@@ -17,6 +17,7 @@ import { dashboardPage } from "../src/dashboard/page.js";
 import { runPage, type FakeElement } from "./fixtures/dash-dom.js";
 import { dropSchema, eventually, freshSchema, PG_URL, testTroupe } from "./helpers.js";
 import { runNode, type NodeRun } from "./support/run-node.js";
+import { storageOf } from "./support/internals.js";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
 
@@ -180,7 +181,7 @@ describe("web dashboard", () => {
   });
   after(async () => {
     await dash?.close();
-    const schema = t._storage.schema;
+    const schema = storageOf(t).schema;
     await t.stop();
     await dropSchema(schema);
   });

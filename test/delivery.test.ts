@@ -5,6 +5,7 @@ import { decode, encode } from "../src/codec.js";
 import { setDebugPoint } from "../src/internal/debug-points.js";
 import { TroupeError, actor, type ActorContext } from "../src/index.js";
 import { PG_URL, eventually, needsPostgres, restartable, testTroupe } from "./helpers.js";
+import { storageOf } from "./support/internals.js";
 
 const echo = actor("echo", async (ctx: ActorContext, input: { n: number }) => {
   await ctx.subscribe("in", "direct");
@@ -93,7 +94,9 @@ describe("no lost wakeup", () => {
         const ref = await t.spawn(waiter, { ch: "locked" });
         await eventually(async () => (await t.get(ref.id))?.status === "waiting", "waiter parked");
         await locker.query("BEGIN");
-        await locker.query(`SELECT 1 FROM "${t._storage.schema}".actors WHERE id = $1 FOR UPDATE`, [ref.id]);
+        await locker.query(`SELECT 1 FROM "${storageOf(t).schema}".actors WHERE id = $1 FOR UPDATE`, [
+          ref.id,
+        ]);
         await t.publish("locked", "later");
         await eventually(
           () => attempts.some((a) => a.sources.includes("locked") && a.delivered.length === 0),
@@ -124,8 +127,8 @@ describe("waiters nobody was told about", () => {
       const ref = await t.spawn(waiter, { ch: "orphaned" });
       await eventually(async () => (await t.get(ref.id))?.status === "waiting", "waiter parked");
       // As if it had parked on a worker that is gone (no heartbeat at all).
-      await t._storage.db.query(
-        t._storage.sql("UPDATE {schema}.actors SET sticky_worker = 'a-worker-that-died' WHERE id = $1"),
+      await storageOf(t).db.query(
+        storageOf(t).sql("UPDATE {schema}.actors SET sticky_worker = 'a-worker-that-died' WHERE id = $1"),
         [ref.id],
       );
       await t.publish("orphaned", "still delivered");
@@ -140,8 +143,8 @@ describe("waiters nobody was told about", () => {
     try {
       await t.start();
       // Someone else leads: no hints from the background loop, only this worker's own sweep.
-      await t._storage.db.query(
-        t._storage.sql(`
+      await storageOf(t).db.query(
+        storageOf(t).sql(`
           INSERT INTO {schema}.system_locks (name, owner, expires_at) VALUES ('leader', 'someone-else', now() + interval '1 hour')
           ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at`),
       );
@@ -149,7 +152,7 @@ describe("waiters nobody was told about", () => {
       const ref = await t.spawn(waiter, { ch: "unannounced" });
       await eventually(async () => (await t.get(ref.id))?.status === "waiting", "waiter parked");
       // A message written without any wakeup (as if the hint was lost on the way).
-      await t._storage.channels.publish({
+      await storageOf(t).channels.publish({
         source: "unannounced",
         data: encode("found by the sweep"),
         metadata: {},
@@ -163,8 +166,8 @@ describe("waiters nobody was told about", () => {
 
 /** How many messages the actor had consumed when it last parked; -1 while it runs. One snapshot for both facts. */
 async function parkedAfter(t: ReturnType<typeof testTroupe>, id: string): Promise<number> {
-  const { rows } = await t._storage.db.query<{ n: number }>(
-    t._storage.sql(`
+  const { rows } = await storageOf(t).db.query<{ n: number }>(
+    storageOf(t).sql(`
       SELECT CASE WHEN a.status = 'waiting' THEN
                (SELECT count(*)::int FROM {schema}.messages m WHERE m.channel = 'in:' || a.id AND m.claimed_by IS NOT NULL)
              ELSE -1 END AS n
@@ -222,8 +225,10 @@ describe("replay after a restart", () => {
           members: ["once-1"],
         });
         assert.equal(published, 2, "the code after the publish re-ran on replay…");
-        const { rows } = await b._storage.db.query<{ n: number }>(
-          b._storage.sql("SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'announcements'"),
+        const { rows } = await storageOf(b).db.query<{ n: number }>(
+          storageOf(b).sql(
+            "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'announcements'",
+          ),
         );
         assert.equal(rows[0]!.n, 1, "…but the publish itself happened once");
         assert.deepEqual(await b.members("once-group"), [], "finished actors leave their groups");
@@ -269,10 +274,10 @@ describe("replay of delivered messages and of values drawn around a failed effec
       await a.publish("rp-comp", "c1");
       await a.send(ref.id, "rp-inbox", "d1");
       await eventually(async () => {
-        const row = await a._storage.actors.get(ref.id);
+        const row = await storageOf(a).actors.get(ref.id);
         return row?.status === "waiting" && row.waitKind === "sleep";
       }, "parked in its sleep");
-      const before = await a._storage.journal.page(ref.id, 0, 100);
+      const before = await storageOf(a).journal.page(ref.id, 0, 100);
       await a.stop();
       const b = db.make({ actors: [reader] });
       await b.start();

@@ -7,6 +7,7 @@ import { PG_URL, REDIS_URL, freshSchema, dropSchema, testTroupe } from "./helper
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { storageOf } from "./support/internals.js";
 
 // Same definition as the fixture: the test process finishes what the killed worker began.
 const announcer = actor("announcer", async (ctx: ActorContext) => {
@@ -48,8 +49,8 @@ describe("effects once across kill -9", () => {
         try {
           await t.start();
           assert.equal(await t.ref("a-1").result({ timeout: "30s" }), "done");
-          const { rows } = await t._storage.db.query<{ channel: string; n: number }>(
-            t._storage.sql(
+          const { rows } = await storageOf(t).db.query<{ channel: string; n: number }>(
+            storageOf(t).sql(
               "SELECT channel, count(*)::int AS n FROM {schema}.messages GROUP BY channel ORDER BY channel",
             ),
           );
@@ -57,7 +58,7 @@ describe("effects once across kill -9", () => {
             { channel: "effects-once", n: 1 },
             { channel: "self:a-1", n: 1 },
           ]);
-          const journal = await t._storage.journal.page("a-1", 0, 100);
+          const journal = await storageOf(t).journal.page("a-1", 0, 100);
           assert.deepEqual(
             journal.map((e) => e.kind),
             ["publish", "send", "step"],

@@ -9,6 +9,7 @@ import { ActorCancelledError, actor, type ActorContext, type TroupeError } from 
 import { setDebugPoint } from "../src/internal/debug-points.js";
 import { ledgerSaga, saga, slowStep } from "./fixtures/saga-actors.js";
 import { PG_URL, REDIS_URL, eventually, needsPostgres, restartable, testTroupe } from "./helpers.js";
+import { storageOf } from "./support/internals.js";
 
 let dir: string;
 before(async () => (dir = await mkdtemp(join(tmpdir(), "troupe-saga-"))));
@@ -94,20 +95,20 @@ describe("sagas and cancellation", () => {
   test("a transactional step's compensation is registered with its transaction and runs in order", async () => {
     await t.start();
     const file = join(dir, "tx-saga.log");
-    const table = `"${t._storage.schema}".tx_saga_rows`;
-    await t._storage.db.exec(`CREATE TABLE ${table} (what text NOT NULL)`);
+    const table = `"${storageOf(t).schema}".tx_saga_rows`;
+    await storageOf(t).db.exec(`CREATE TABLE ${table} (what text NOT NULL)`);
     const ref = await t.spawn(txSaga, { table, file });
     const err = await ref.result({ timeout: "30s" }).catch((e: unknown) => e);
     assert.equal((err as TroupeError).code, "ACTOR_FAILED");
     assert.deepEqual(await lines(file), ["charge", "refund", "undo r-1"]);
-    const { rows } = await t._storage.db.query<{ n: number }>(
-      t._storage.sql(
+    const { rows } = await storageOf(t).db.query<{ n: number }>(
+      storageOf(t).sql(
         "SELECT count(*)::int AS n FROM {schema}.compensations WHERE actor_id = $1 AND status = 'done'",
       ),
       [ref.id],
     );
     assert.equal(rows[0]!.n, 2, "both compensations recorded as done");
-    const effects = await t._storage.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
+    const effects = await storageOf(t).db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
     assert.equal(effects.rows[0]!.n, 1, "the transactional effect happened once");
     const bad = actor("tx-bad-compensate", async (ctx: ActorContext) =>
       ctx.transaction("x", async () => 1, { compensate: "nope" as never }),
@@ -140,8 +141,8 @@ describe("sagas and cancellation", () => {
     await eventually(async () => (await t.get(ref.id))?.status === "waiting", "sleeping");
     await t.cancel(ref.id);
     assert.equal((await t.get(ref.id))?.status, "cancelled");
-    const { rows } = await t._storage.db.query(
-      t._storage.sql("SELECT 1 FROM {schema}.timers WHERE actor_id = $1"),
+    const { rows } = await storageOf(t).db.query(
+      storageOf(t).sql("SELECT 1 FROM {schema}.timers WHERE actor_id = $1"),
       [ref.id],
     );
     assert.equal(rows.length, 0);
@@ -243,11 +244,11 @@ describe("sagas across kill -9", () => {
     try {
       const setup = db.make({ actors: [ledgerSaga] });
       await setup.start();
-      const schema = setup._storage.schema;
+      const schema = storageOf(setup).schema;
       const table = `"${schema}".saga_ledger`;
-      await setup._storage.db.query(`CREATE TABLE ${table} (id serial PRIMARY KEY, note text NOT NULL)`);
+      await storageOf(setup).db.query(`CREATE TABLE ${table} (id serial PRIMARY KEY, note text NOT NULL)`);
       const ledger = async (t: typeof setup) =>
-        (await t._storage.db.query<{ note: string }>(`SELECT note FROM ${table} ORDER BY id`)).rows.map(
+        (await storageOf(t).db.query<{ note: string }>(`SELECT note FROM ${table} ORDER BY id`)).rows.map(
           (r) => r.note,
         );
       await setup.stop();
@@ -290,8 +291,8 @@ describe("sagas across kill -9", () => {
           (e: TroupeError) => e.code === "ACTOR_FAILED",
         );
         assert.deepEqual(await ledger(t), ["do a", "do b", "do c", "undo c", "undo b", "undo a"]);
-        const undone = await t._storage.db.query<{ n: number }>(
-          t._storage.sql(
+        const undone = await storageOf(t).db.query<{ n: number }>(
+          storageOf(t).sql(
             "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'ledger-saga-undone'",
           ),
         );
@@ -363,7 +364,7 @@ describe("cancel racing a wait", () => {
       fired = true;
       // Store-level cancel: commits while the worker still holds the lease, and its wakeup is
       // "late" (never sent) — only the wait registration itself can notice it.
-      await t._storage.lifecycle.cancel(info.actorId as string, "raced");
+      await storageOf(t).lifecycle.cancel(info.actorId as string, "raced");
     });
     try {
       await t.start();

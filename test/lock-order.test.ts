@@ -10,6 +10,7 @@ import { after, describe, test } from "node:test";
 import pg from "pg";
 import { actor, type Logger, type Troupe } from "../src/index.js";
 import { PG_URL, dropSchema, eventually, freshSchema, needsPostgres, testTroupe } from "./helpers.js";
+import { storageOf } from "./support/internals.js";
 
 const ACTORS = Number(process.env.LO_ACTORS ?? 150);
 const MESSAGES_EACH = Number(process.env.LO_MSGS ?? 40);
@@ -71,10 +72,12 @@ describe("lock order: timers firing vs deliveries", { skip: needsPostgres }, () 
     await q("BEGIN");
     await q("SELECT 1 FROM {s}.actors WHERE id = 'p1' FOR UPDATE");
     let settled: unknown = null;
-    const fired = t._storage.timers.fire("p1", seq).then(
-      (v) => (settled = { ok: true as const, v }),
-      (err: unknown) => (settled = { ok: false as const, err: String(err) }),
-    );
+    const fired = storageOf(t)
+      .timers.fire("p1", seq)
+      .then(
+        (v) => (settled = { ok: true as const, v }),
+        (err: unknown) => (settled = { ok: false as const, err: String(err) }),
+      );
     // … FIRE starts and must block (on the actor row, holding nothing of p1's) …
     await eventually(
       async () => {

@@ -20,6 +20,7 @@ import { PgDatabase } from "../src/storage/pg-database.js";
 import { PGliteDatabase } from "../src/storage/pglite-database.js";
 import { bindSchema } from "../src/storage/sql.js";
 import { PG_URL, dropSchema, eventually, freshSchema, testTroupe } from "./helpers.js";
+import { storageOf } from "./support/internals.js";
 
 /** Joins `group` if given, subscribes direct to `channel`, returns the first message's data. */
 const reader = actor("mb-reader", async (ctx, input: { channel: string; group?: string }) => {
@@ -126,14 +127,14 @@ describe("mailbox isolation", () => {
     );
     await t.publish("news:desk", "headline");
     await eventually(async () => {
-      const { rows } = await t._storage.db.query<{ n: number }>(
-        t._storage.sql(
+      const { rows } = await storageOf(t).db.query<{ n: number }>(
+        storageOf(t).sql(
           "SELECT count(*)::int AS n FROM {schema}.subscriptions WHERE actor_id = 'fan' AND cursor > 0 AND wait_seq IS NOT NULL",
         ),
       );
       return rows[0]!.n === 1;
     }, "the follower to read it and wait again");
-    assert.equal(await t._storage.channels.deleteRead(0, 100), 1, "the read broadcast message was kept");
+    assert.equal(await storageOf(t).channels.deleteRead(0, 100), 1, "the read broadcast message was kept");
     await t.send("desk", "news", "memo");
     assert.equal(await desk.result({ timeout: "30s" }), "memo");
   });
@@ -170,7 +171,7 @@ describe("mailbox isolation", () => {
       ["orders", "ana"],
     ] as const;
     for (const [c, a] of pairs) {
-      const { rows } = await t._storage.db.query<{ k: string }>(
+      const { rows } = await storageOf(t).db.query<{ k: string }>(
         `SELECT ${mailboxKeySql("$1", "$2::text")} AS k`,
         [mailboxPrefix(c), a],
       );
@@ -223,8 +224,8 @@ describe("mailbox isolation", () => {
     const t = testTroupe({ actors: [reader], schema, database: PG_URL ?? dir });
     troupes.push(t);
     await t.start();
-    const { rows } = await t._storage.db.query<{ direct_to: string; channel: string }>(
-      t._storage.sql("SELECT direct_to, channel FROM {schema}.messages ORDER BY id"),
+    const { rows } = await storageOf(t).db.query<{ direct_to: string; channel: string }>(
+      storageOf(t).sql("SELECT direct_to, channel FROM {schema}.messages ORDER BY id"),
     );
     assert.deepEqual(
       rows.map((r) => [r.direct_to, r.channel]),
@@ -235,8 +236,8 @@ describe("mailbox isolation", () => {
         ["b", "plain:b"],
       ],
     );
-    const subs = await t._storage.db.query<{ actor_id: string; source: string }>(
-      t._storage.sql("SELECT actor_id, source FROM {schema}.subscriptions ORDER BY actor_id"),
+    const subs = await storageOf(t).db.query<{ actor_id: string; source: string }>(
+      storageOf(t).sql("SELECT actor_id, source FROM {schema}.subscriptions ORDER BY actor_id"),
     );
     assert.deepEqual(
       subs.rows.map((r) => [r.actor_id, r.source]),

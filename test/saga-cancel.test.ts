@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { NonRetryableError, actor, type ActorContext, type Troupe } from "../src/index.js";
 import { eventually, testTroupe } from "./helpers.js";
+import { storageOf } from "./support/internals.js";
 
 // Item 2 of issue 10: a cancel must never cut a compensation-mode replay short. The replay
 // of these sagas takes ~10 × 30 ms of plain code, longer than a heartbeat (lease / 3), so a
@@ -59,8 +60,8 @@ const expected = Array.from({ length: STEPS }, (_, k) => STEPS - 1 - k).map((i) 
 );
 
 async function compensationRows(t: Troupe, id: string) {
-  const { rows } = await t._storage.db.query<{ name: string; status: string }>(
-    t._storage.sql("SELECT name, status FROM {schema}.compensations WHERE actor_id = $1 ORDER BY seq"),
+  const { rows } = await storageOf(t).db.query<{ name: string; status: string }>(
+    storageOf(t).sql("SELECT name, status FROM {schema}.compensations WHERE actor_id = $1 ORDER BY seq"),
     [id],
   );
   return rows.map((r) => `${r.name}=${r.status}`);
@@ -174,7 +175,7 @@ describe("cancelling a saga runs every compensation", () => {
     undone.set(id, []);
     const ref = await t.spawn(longSaga, {}, { id });
     await eventually(async () => (await t.get(id))?.status === "waiting", "waiting", 30_000);
-    const journal = t._storage.journal as unknown as { page: (...a: unknown[]) => Promise<unknown> };
+    const journal = storageOf(t).journal as unknown as { page: (...a: unknown[]) => Promise<unknown> };
     const page = journal.page.bind(journal);
     let failed = false;
     journal.page = async (...a) => {

@@ -10,6 +10,7 @@ import { runServe } from "../src/cli/serve.js";
 import { createServer, type TroupeServer } from "../src/serve/server.js";
 import { StoreContext } from "../src/storage/context.js";
 import { dropSchema, eventually, testTroupe } from "./helpers.js";
+import { storageOf } from "./support/internals.js";
 
 /** Reads one direct message on the channel named by the event type and returns what it got. */
 const reader = actor("ce-reader", async (ctx: ActorContext, input: { type: string }) => {
@@ -60,8 +61,8 @@ describe("troupe serve: HTTP front door", () => {
   let base: string;
   const messages = async (): Promise<MessageRow[]> =>
     (
-      await troupe._storage.db.query<MessageRow>(
-        troupe._storage.sql(
+      await storageOf(troupe).db.query<MessageRow>(
+        storageOf(troupe).sql(
           "SELECT id::text, channel, data, metadata, direct_to, idempotency_key FROM {schema}.messages ORDER BY id",
         ),
       )
@@ -75,7 +76,7 @@ describe("troupe serve: HTTP front door", () => {
     base = (await server.start()).url;
   });
   after(async () => {
-    const schema = troupe._storage.schema;
+    const schema = storageOf(troupe).schema;
     await server.stop();
     await troupe.stop();
     await dropSchema(schema);
@@ -437,7 +438,7 @@ describe("troupe serve: token, relay and readiness", () => {
       assert.equal(ok.status, 202);
       assert.equal((await call(url, "/healthz")).status, 200);
     } finally {
-      const schema = troupe._storage.schema;
+      const schema = storageOf(troupe).schema;
       await server.stop();
       await troupe.stop();
       await dropSchema(schema);
@@ -447,8 +448,8 @@ describe("troupe serve: token, relay and readiness", () => {
   test("the server runs the outbox relay and /readyz turns 503 when the database is gone", async () => {
     const troupe = testTroupe({ worker: false });
     await troupe.start();
-    const schema = troupe._storage.schema;
-    const store = new OutboxStore(new StoreContext(troupe._storage.db, schema));
+    const schema = storageOf(troupe).schema;
+    const store = new OutboxStore(new StoreContext(storageOf(troupe).db, schema));
     const received: string[] = [];
     const sink = http.createServer((req, res) => {
       received.push(String(req.headers["ce-id"]));
@@ -492,7 +493,7 @@ describe("troupe serve: token, relay and readiness", () => {
   test("the relay troupe serve starts sends an event emitted in this process at once, not at its next poll", async () => {
     const troupe = testTroupe({ worker: false });
     await troupe.start();
-    const schema = troupe._storage.schema;
+    const schema = storageOf(troupe).schema;
     const received: string[] = [];
     const sink = http.createServer((req, res) => {
       received.push(String(req.headers["ce-id"]));

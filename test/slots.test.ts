@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { actor, type ActorContext } from "../src/index.js";
 import { eventually, testTroupe } from "./helpers.js";
+import { storageOf } from "./support/internals.js";
 
 // Item 12 of issue 10: after waking 200 of 20,000 idle actors a worker showed
 // `running 0, reserved 100, free 0`. Whatever the paths taken (claims, deliveries, parks,
@@ -74,7 +75,7 @@ describe("wakeups that arrive while a claim holds the slots", () => {
 
   /** Holds the next claimRunnable's answer (after its query ran) until `release()`. */
   function holdNextClaim() {
-    const actors = t._storage.actors as unknown as { claimRunnable: (...a: unknown[]) => Promise<unknown> };
+    const actors = storageOf(t).actors as unknown as { claimRunnable: (...a: unknown[]) => Promise<unknown> };
     const real = actors.claimRunnable.bind(actors);
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));

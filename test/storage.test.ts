@@ -4,6 +4,7 @@ import { encode } from "../src/codec.js";
 import type { TroupeError } from "../src/index.js";
 import type { Storage } from "../src/storage/storage.js";
 import { testTroupe } from "./helpers.js";
+import { storageOf } from "./support/internals.js";
 
 /**
  * The storage layer on its own, through its semantic operations. Runs unchanged on
@@ -16,7 +17,7 @@ describe("storage suite", () => {
   const types = ["thing"];
   before(async () => {
     await t.start();
-    s = t._storage;
+    s = storageOf(t);
   });
   after(() => t.stop());
 

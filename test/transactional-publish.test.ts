@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { TroupeError, actor, channel, type ActorContext, type Message } from "../src/index.js";
 import { eventually, restartable, testTroupe } from "./helpers.js";
+import { storageOf } from "./support/internals.js";
 
 /** Subscribes in `mode`, joins `group` (also its readiness signal), then collects `n` messages. */
 const reader = actor(
@@ -42,7 +43,7 @@ const writer = actor(
 );
 
 const count = async (t: ReturnType<typeof testTroupe>, sql: string, params: unknown[] = []) =>
-  (await t._storage.db.query<{ n: number }>(t._storage.sql(sql), params)).rows[0]!.n;
+  (await storageOf(t).db.query<{ n: number }>(storageOf(t).sql(sql), params)).rows[0]!.n;
 
 describe("publishing inside a transactional step", () => {
   const t = testTroupe({ actors: [reader, writer] });
@@ -50,8 +51,8 @@ describe("publishing inside a transactional step", () => {
 
   test("tx.publish / send / broadcast / emit commit with the step and wake their readers", async () => {
     await t.start();
-    const table = `"${t._storage.schema}".tx_notes`;
-    await t._storage.db.query(`CREATE TABLE IF NOT EXISTS ${table} (note text)`);
+    const table = `"${storageOf(t).schema}".tx_notes`;
+    await storageOf(t).db.query(`CREATE TABLE IF NOT EXISTS ${table} (note text)`);
     const news = await t.spawn(reader, { ch: "tx-news", mode: "broadcast", group: "tx-ready-1", n: 1 });
     const inbox = await t.spawn(reader, { ch: "tx-inbox", mode: "direct", group: "tx-ready-2", n: 1 });
     const roomA = await t.spawn(reader, { ch: "tx-room", mode: "direct", group: "tx-room-g", n: 1 });
@@ -81,8 +82,8 @@ describe("publishing inside a transactional step", () => {
       1,
     );
     // Origin: the step's journal position, one index per message.
-    const { rows } = await t._storage.db.query<{ seq: number; idx: number[] }>(
-      t._storage.sql(`SELECT origin_seq AS seq, array_agg(origin_index ORDER BY origin_index) AS idx
+    const { rows } = await storageOf(t).db.query<{ seq: number; idx: number[] }>(
+      storageOf(t).sql(`SELECT origin_seq AS seq, array_agg(origin_index ORDER BY origin_index) AS idx
                         FROM {schema}.messages WHERE origin_actor = $1 GROUP BY origin_seq`),
       [w.id],
     );
@@ -91,8 +92,8 @@ describe("publishing inside a transactional step", () => {
 
   test("a transaction that throws writes no message, no event and no row", async () => {
     await t.start();
-    const table = `"${t._storage.schema}".tx_notes_fail`;
-    await t._storage.db.query(`CREATE TABLE IF NOT EXISTS ${table} (note text)`);
+    const table = `"${storageOf(t).schema}".tx_notes_fail`;
+    await storageOf(t).db.query(`CREATE TABLE IF NOT EXISTS ${table} (note text)`);
     const inbox = await t.spawn(reader, { ch: "tx-inbox", mode: "direct", group: "tx-ready-f", n: 1 });
     await eventually(async () => (await t.members("tx-ready-f")).length === 1, "reader subscribed");
     const before = await count(t, "SELECT count(*)::int AS n FROM {schema}.messages");
@@ -164,8 +165,8 @@ describe("publishing inside a transactional step", () => {
       "PAYLOAD_TOO_LARGE",
       "VALIDATION",
     ]);
-    const { rows } = await t._storage.db.query<{ data: Buffer }>(
-      t._storage.sql(
+    const { rows } = await storageOf(t).db.query<{ data: Buffer }>(
+      storageOf(t).sql(
         "SELECT data FROM {schema}.messages WHERE channel = 'tx-flaky-news' OR channel = 'tx-typed'",
       ),
     );
