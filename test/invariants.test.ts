@@ -78,8 +78,14 @@ function weights(text: string): Record<Kind, number> {
   return { b: b!, c: c!, d: d! };
 }
 
+/** Stops or starts the Redis the workers use (the port of TROUPE_TEST_REDIS_URL). */
 function redisCtl(action: "start" | "stop"): void {
-  const res = spawnSync("bash", ["scripts/redis-ctl.sh", action], { cwd: REPO, encoding: "utf8" });
+  const port = REDIS_URL ? new URL(REDIS_URL).port || "6379" : (process.env.REDIS_PORT ?? "6379");
+  const res = spawnSync("bash", ["scripts/redis-ctl.sh", action], {
+    cwd: REPO,
+    encoding: "utf8",
+    env: { ...process.env, REDIS_PORT: port },
+  });
   if (res.status !== 0) throw new Error(`redis-ctl ${action} failed: ${res.stderr}`);
 }
 
