@@ -161,7 +161,8 @@ async function readTemplate(root: string): Promise<Template | undefined> {
       await handle.close();
     }
   } catch (error) {
-    if (errorCode(error) === "ENOENT") return undefined;
+    const code = errorCode(error);
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined; // none, or not a template: build one
     throw error;
   }
   const parsed = parseFileList(text);
