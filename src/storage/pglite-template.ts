@@ -206,15 +206,7 @@ async function build(root: string): Promise<Template> {
   try {
     await fsp.mkdir(staging, { recursive: true });
     const pgdata = path.join(staging, "pgdata");
-    const db = new PGlite({ dataDir: pgdata }); // the one initdb
-    let dump: Blob;
-    try {
-      await db.waitReady;
-      await db.exec("CHECKPOINT");
-      dump = await db.dumpDataDir("none");
-    } finally {
-      await db.close();
-    }
+    const dump = await initdb(pgdata);
     const list = await listAndSeal(pgdata);
     await fsp.writeFile(path.join(staging, "pgdata.tar.gz"), await gzip(await dump.arrayBuffer()));
     await fsp.writeFile(path.join(staging, "files.json"), JSON.stringify(list));
@@ -235,16 +227,20 @@ async function build(root: string): Promise<Template> {
 }
 
 async function buildInMemory(): Promise<Template> {
-  const db = new PGlite();
-  let blob: Blob;
+  const blob = await initdb(undefined);
+  return { disk: undefined, blob: () => Promise.resolve(blob) };
+}
+
+/** The one initdb: a fresh cluster (in `dataDir`, or in memory), returned as PGlite's dump. */
+async function initdb(dataDir: string | undefined): Promise<Blob> {
+  const db = new PGlite(dataDir === undefined ? {} : { dataDir });
   try {
     await db.waitReady;
     await db.exec("CHECKPOINT");
-    blob = await db.dumpDataDir("none");
+    return await db.dumpDataDir("none");
   } finally {
     await db.close();
   }
-  return { disk: undefined, blob: () => Promise.resolve(blob) };
 }
 
 /** The cluster's directories and files, made private (a data directory must be: 0700 / 0600). */
