@@ -1,23 +1,28 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
+/** The no-unsafe-* rules: any-typed values must not flow into typed code unnoticed. */
+const UNSAFE_RULES = [
+  "@typescript-eslint/no-unsafe-assignment",
+  "@typescript-eslint/no-unsafe-member-access",
+  "@typescript-eslint/no-unsafe-argument",
+  "@typescript-eslint/no-unsafe-return",
+  "@typescript-eslint/no-unsafe-call",
+];
+const unsafe = (level) => Object.fromEntries(UNSAFE_RULES.map((r) => [r, level]));
+
 export default tseslint.config(
   {
-    ignores: [
-      "dist/**",
-      "node_modules/**",
-      "benchmarks/node_modules/**",
-      "benchmarks/results/**",
-      "benchmarks/diag/**",
-      "**/*.mjs",
-      "eslint.config.js",
-    ],
+    ignores: ["dist/**", "node_modules/**", "benchmarks/node_modules/**", "benchmarks/results/**"],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+      parserOptions: {
+        projectService: true,
+        tsconfigRootDir: import.meta.dirname,
+      },
     },
     rules: {
       "@typescript-eslint/no-floating-promises": [
@@ -32,16 +37,28 @@ export default tseslint.config(
       "@typescript-eslint/no-misused-promises": ["error", { checksVoidReturn: { arguments: false } }],
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "@typescript-eslint/no-explicit-any": "off",
-      "@typescript-eslint/no-unsafe-assignment": "off",
-      "@typescript-eslint/no-unsafe-member-access": "off",
-      "@typescript-eslint/no-unsafe-argument": "off",
-      "@typescript-eslint/no-unsafe-return": "off",
-      "@typescript-eslint/no-unsafe-call": "off",
       "@typescript-eslint/require-await": "off",
       "@typescript-eslint/only-throw-error": "off",
       "@typescript-eslint/prefer-promise-reject-errors": "off",
       "@typescript-eslint/restrict-template-expressions": "off",
       "no-constant-condition": ["error", { checkLoops: false }],
+      // Off in src/ and test/ until issue 11's restructuring lands (other files are being
+      // rewritten there); on below for the tools around them.
+      ...unsafe("off"),
+    },
+  },
+  {
+    files: ["benchmarks/**", "scripts/**", "chaos/**", "examples/**", "test/support/**"],
+    rules: unsafe("error"),
+  },
+  {
+    // Plain JavaScript (scripts/*.mjs, this file) is in no tsconfig, so no type-aware rules;
+    // the Node globals it uses are declared here instead.
+    files: ["**/*.mjs", "**/*.js"],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: { process: "readonly", console: "readonly", URL: "readonly" },
     },
   },
   {

@@ -25,7 +25,7 @@ const ROUND_TIMEOUT_MS = Number(process.env.BENCH_ROUND_TIMEOUT_MS ?? 60_000);
 const VARIANTS = ["broadcast channel", "group broadcast"] as const;
 type Variant = (typeof VARIANTS)[number];
 
-interface SubInput {
+export interface SubInput {
   mode: "broadcast" | "group";
   rounds: number;
   table: string;
@@ -46,6 +46,25 @@ export const fanSubscriber = actor("bench-fan-sub", async (ctx: ActorContext, in
   }
   return "done";
 });
+
+/** The side table the subscribers record their receipts in (a double delivery fails on the key). */
+export const createReceiptsSql = (table: string) =>
+  `CREATE TABLE ${table} (round int NOT NULL, actor_id text NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (round, actor_id))`;
+
+/** Counts (as `n`) the subscribers waiting in a receive: a round can start when all are. */
+export const waitingSubscribersSql = (schema: string) =>
+  `SELECT count(*) AS n FROM "${schema}".actors WHERE actor = 'bench-fan-sub' AND status = 'waiting' AND wait_kind = 'receive'`;
+
+/** Spawns the subscribers fan-0 … fan-(n-1), 50 at a time. */
+export async function spawnFanSubscribers(t: Troupe, n: number, input: SubInput): Promise<void> {
+  for (let i = 0; i < n; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, n - i) }, (_, k) =>
+        t.spawn(fanSubscriber, input, { id: `fan-${i + k}` }),
+      ),
+    );
+  }
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -98,23 +117,12 @@ async function runVariant(ctx: ScenarioContext, variant: Variant, subscribers: n
   side.on("error", () => {});
   const count = async (sql: string, params: unknown[] = []) =>
     Number((await side.query<{ n: string }>(sql, params)).rows[0]!.n);
-  const allWaiting = async () =>
-    (await count(
-      `SELECT count(*) AS n FROM "${schema}".actors WHERE actor = 'bench-fan-sub' AND status = 'waiting' AND wait_kind = 'receive'`,
-    )) === subscribers;
+  const allWaiting = async () => (await count(waitingSubscribersSql(schema))) === subscribers;
   try {
     await t.start();
-    await side.query(
-      `CREATE TABLE ${table} (round int NOT NULL, actor_id text NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (round, actor_id))`,
-    );
+    await side.query(createReceiptsSql(table));
     const s0 = Date.now();
-    for (let i = 0; i < subscribers; i += 50) {
-      await Promise.all(
-        Array.from({ length: Math.min(50, subscribers - i) }, (_, k) =>
-          t.spawn(fanSubscriber, { mode, rounds: measured + 1, table }, { id: `fan-${i + k}` }),
-        ),
-      );
-    }
+    await spawnFanSubscribers(t, subscribers, { mode, rounds: measured + 1, table });
     const s1 = Date.now();
     await waitFor("all subscribers waiting", 300_000, allWaiting);
     setup = { spawnMs: s1 - s0, readyMs: Date.now() - s0 };

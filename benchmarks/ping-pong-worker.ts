@@ -6,15 +6,29 @@
  *   → { cmd: "stop" }                     ← { type: "stopped" }
  * Environment: BENCH_ROLE (ping|pong), BENCH_SCHEMA, BENCH_DATABASE_URL, BENCH_REDIS_URL.
  */
-import { Troupe } from "../src/index.js";
-import { pinger, ponger } from "./ping-pong-actors.js";
+import { Troupe, type LogLevel } from "../src/index.js";
+import { pinger, ponger, type PingResult } from "./ping-pong-actors.js";
+
+/** What the parent sends. */
+export interface WorkerCommand {
+  cmd: "spawn" | "result" | "stop";
+  id?: string;
+  input?: unknown;
+}
+
+/** What this process reports back. */
+export type WorkerReply =
+  | { type: "log"; level: LogLevel; msg: string; fields?: Record<string, unknown> | undefined }
+  | { type: "ready" | "spawned" | "stopped" }
+  | { type: "result"; value: PingResult }
+  | { type: "error"; message: string };
 
 const role = process.env.BENCH_ROLE;
 const schema = process.env.BENCH_SCHEMA;
 if ((role !== "ping" && role !== "pong") || !schema || !process.send) {
   throw new Error("ping-pong-worker: run by benchmarks/ping-pong.ts (BENCH_ROLE, BENCH_SCHEMA, IPC)");
 }
-const send = (m: Record<string, unknown>) => process.send!(m);
+const send = (m: WorkerReply) => process.send!(m);
 
 const troupe = new Troupe({
   actors: [role === "ping" ? pinger : ponger],
@@ -29,7 +43,7 @@ const troupe = new Troupe({
   },
 });
 
-process.on("message", (m: { cmd: string; id?: string; input?: unknown }) => {
+process.on("message", (m: WorkerCommand) => {
   void (async () => {
     try {
       if (m.cmd === "spawn") {
@@ -37,7 +51,9 @@ process.on("message", (m: { cmd: string; id?: string; input?: unknown }) => {
         else await troupe.spawn(ponger, m.input as never, { id: m.id! });
         send({ type: "spawned" });
       } else if (m.cmd === "result") {
-        const value = await troupe.ref(m.id!).result({ timeout: process.env.BENCH_ROUND_TIMEOUT ?? "3m" });
+        const value = await troupe
+          .ref<PingResult>(m.id!)
+          .result({ timeout: process.env.BENCH_ROUND_TIMEOUT ?? "3m" });
         send({ type: "result", value });
       } else if (m.cmd === "stop") {
         await troupe.stop();

@@ -10,10 +10,11 @@ import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Troupe } from "../src/index.js";
 import { pinger, ponger, type PingResult } from "./ping-pong-actors.js";
+import type { WorkerCommand, WorkerReply } from "./ping-pong-worker.js";
 import { PG_URL, REDIS_URL, dropSchema, freshSchema, withPg } from "./lib/env.js";
 import type { ResultRow, Scenario, ScenarioContext, ScenarioResult } from "./lib/scenario.js";
 import { wants } from "./lib/scenario.js";
-import { median, round3, summarize, wallMs } from "./lib/stats.js";
+import { median, round3, summarize, wallMs, type Summary } from "./lib/stats.js";
 
 const VARIANTS = ["pg+redis, 1 process", "pg+redis, 2 processes", "pglite memory, 1 process"] as const;
 type Variant = (typeof VARIANTS)[number];
@@ -81,10 +82,13 @@ async function stuckState(
   return { actors: actors.rows, subscriptions: subs.rows, pending: pending.rows, journalTail: tail.rows };
 }
 
+/** A reply other than a log line (those are collected as warnings). */
+type Reply = Exclude<WorkerReply, { type: "log" }>;
+
 class Child {
   readonly proc: ChildProcess;
   readonly warnings: string[] = [];
-  private waiters: ((m: any) => void)[] = [];
+  private waiters: ((m: Reply) => void)[] = [];
   readonly exited: Promise<number | null>;
 
   constructor(role: "ping" | "pong", schema: string) {
@@ -99,7 +103,7 @@ class Child {
       },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
-    this.proc.on("message", (m: any) => {
+    this.proc.on("message", (m: WorkerReply) => {
       if (m.type === "log") {
         this.warnings.push(`${role}: ${m.level} ${m.msg} ${JSON.stringify(m.fields ?? {})}`);
         return;
@@ -109,14 +113,14 @@ class Child {
     this.exited = new Promise((r) => this.proc.on("exit", (code) => r(code)));
   }
 
-  next(): Promise<any> {
+  next(): Promise<Reply> {
     return new Promise((resolve, reject) => {
       this.waiters.push((m) => (m.type === "error" ? reject(new Error(m.message)) : resolve(m)));
       void this.exited.then((code) => reject(new Error(`worker exited (${code})`)));
     });
   }
 
-  async call(msg: Record<string, unknown>): Promise<any> {
+  async call(msg: WorkerCommand): Promise<Reply> {
     const p = this.next();
     this.proc.send(msg);
     return p;
@@ -236,8 +240,11 @@ async function runVariant(ctx: ScenarioContext, variant: Variant, warmup: number
 }
 
 function toRound(round: number, res: PingResult, wall: number, warnings: string[]): RoundOut {
-  const r = (s: ReturnType<typeof summarize>) =>
-    Object.fromEntries(Object.entries(s).map(([k, v]) => [k, k === "n" ? v : round3(v)])) as typeof s;
+  const r = (s: Summary): Summary => {
+    const out = { ...s };
+    for (const k of ["mean", "p50", "p90", "p99", "min", "max"] as const) out[k] = round3(s[k]);
+    return out;
+  };
   return {
     round,
     rtt: r(summarize(res.rtt)),

@@ -1,11 +1,13 @@
 /**
- * troupe benchmarks runner (see /work/shared/spec/benchmarks.md and benchmarks/README.md).
+ * troupe benchmarks runner (the protocol is the project's benchmark spec, benchmarks.md; usage in
+ * benchmarks/README.md).
  *
  *   npm run bench -- [scenario …] [--rounds N] [--quick] [--variant substr …] [--no-ceilings]
  *
  * Scenarios: ping-pong, fanout (default: all). For each scenario it prints a table, and
- * writes benchmarks/results/<scenario>-<date>.json (+ .svg chart) with machine info and the
- * ceilings measured in the same run (Redis PUBLISH round trip, single-row INSERT commit).
+ * writes benchmarks/results/<scenario>.json (+ .svg chart; overwritten, earlier runs are in git)
+ * with machine info and the ceilings measured in the same run (Redis PUBLISH round trip,
+ * single-row INSERT commit).
  */
 import os from "node:os";
 import { fanout } from "./fanout.js";

@@ -1,11 +1,11 @@
 /**
  * The round's processes: 3 workers (chaos/worker.ts) and the client (chaos/client.ts), as
- * children with JSON-line output (test/fixtures/mw-child.ts). Every exit is recorded; an
+ * children with JSON-line output (test/support/worker-processes.ts). Every exit is recorded; an
  * exit the runner did not cause (it only ever kills with SIGKILL, as a fault or at the end)
  * is a crash: reported, and the process is replaced so the round can go on.
  */
 import { fileURLToPath } from "node:url";
-import { Child } from "../test/fixtures/mw-child.js";
+import { WorkerProcess } from "../test/support/worker-processes.js";
 
 const WORKER_SCRIPT = fileURLToPath(new URL("./worker.ts", import.meta.url));
 const CLIENT_SCRIPT = fileURLToPath(new URL("./client.ts", import.meta.url));
@@ -43,11 +43,11 @@ export interface FleetEnv {
 }
 
 export class Fleet {
-  readonly workers = new Map<string, Child>();
-  client: Child | undefined;
+  readonly workers = new Map<string, WorkerProcess>();
+  client: WorkerProcess | undefined;
   readonly crashes: Crash[] = [];
-  private readonly expected = new Set<Child>();
-  private readonly everyChild = new Set<Child>();
+  private readonly expected = new Set<WorkerProcess>();
+  private readonly everyChild = new Set<WorkerProcess>();
   private closing = false;
   private restarts = 0;
   /** Sends the client acknowledged, across its restarts. */
@@ -56,8 +56,8 @@ export class Fleet {
 
   constructor(private readonly env: FleetEnv) {}
 
-  private watch(c: Child, onCrash: () => void): void {
-    // The head of stderr: where a crash says what it died of (Child keeps only the tail).
+  private watch(c: WorkerProcess, onCrash: () => void): void {
+    // The head of stderr: where a crash says what it died of (WorkerProcess keeps only the tail).
     let head = "";
     c.proc.stderr?.on("data", (chunk: string | Buffer) => {
       if (head.length < 4000) head += String(chunk);
@@ -72,8 +72,8 @@ export class Fleet {
     });
   }
 
-  startWorker(id: string): Child {
-    const c = new Child(id, WORKER_SCRIPT, {
+  startWorker(id: string): WorkerProcess {
+    const c = new WorkerProcess(id, WORKER_SCRIPT, {
       CHAOS_DB: this.env.workerDb,
       CHAOS_SIDE_DB: this.env.sideDb,
       CHAOS_REDIS: this.env.redis,
@@ -89,8 +89,8 @@ export class Fleet {
     return c;
   }
 
-  startClient(): Child {
-    const c = new Child(this.client ? `client-c${++this.restarts}` : "client", CLIENT_SCRIPT, {
+  startClient(): WorkerProcess {
+    const c = new WorkerProcess(this.client ? `client-c${++this.restarts}` : "client", CLIENT_SCRIPT, {
       CHAOS_DB: this.env.clientDb,
       CHAOS_REDIS: this.env.redis,
       CHAOS_SEED: String(this.env.seed),
@@ -120,7 +120,7 @@ export class Fleet {
     return c;
   }
 
-  live(): Child[] {
+  live(): WorkerProcess[] {
     return [...this.workers.values()].filter((c) => c.alive);
   }
 

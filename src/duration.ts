@@ -29,7 +29,3 @@ export function toMillis(value: Duration, what = "duration"): number {
   if (ms > MAX_MS) throw new ValidationError(`${what}: ${String(value)} is longer than 100 years`);
   return Math.round(ms);
 }
-
-export function optionalMillis(value: Duration | undefined, what: string): number | undefined {
-  return value === undefined ? undefined : toMillis(value, what);
-}

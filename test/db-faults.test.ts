@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import * as api from "../src/index.js";
 import { Troupe, TroupeError, actor, createServer } from "../src/index.js";
-import { Child } from "./fixtures/mw-child.js";
+import { WorkerProcess as Child } from "./support/worker-processes.js";
 import { REDIS_URL, eventually, freshSchema, needsPostgres } from "./helpers.js";
 import { isConnectionError, mapDatabaseError } from "../src/storage/db-errors.js";
 import { PgDatabase } from "../src/storage/pg-database.js";

@@ -8,8 +8,9 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import pg from "pg";
 import { decode } from "../src/codec.js";
-import { Child } from "./fixtures/mw-child.js";
-import { PG_URL, REDIS_URL, dropSchema, eventually, freshSchema, needsPostgres } from "./helpers.js";
+import { PG_URL, REDIS_URL, dropSchema, eventually, needsPostgres } from "./helpers.js";
+import { EFFECTS_TABLE, SideSchemas } from "./support/side-schema.js";
+import { WorkerProcesses, type WorkerLine, type WorkerProcess } from "./support/worker-processes.js";
 
 /** eventually(), typed for checks that return null (or false) until the condition holds. */
 const until = <T>(check: () => Promise<T | null | false>, what: string, timeoutMs?: number) =>
@@ -24,40 +25,35 @@ interface ActorState {
 }
 
 describe("fencing: a worker stalled past its lease", { skip: needsPostgres }, () => {
-  const children: Child[] = [];
-  const pools: pg.Pool[] = [];
+  const workers = new WorkerProcesses();
+  const sides = new SideSchemas();
 
   after(async () => {
     // SIGKILL ends stopped processes too; their connections close and Postgres rolls back their transactions.
-    await Promise.all(children.map((c) => c.kill()));
-    await Promise.all(pools.map((p) => p.end().catch(() => {})));
+    await workers.killAll();
+    await sides.close();
   });
 
-  async function setup(): Promise<{ schema: string; db: pg.Pool }> {
-    const schema = freshSchema("fence");
-    const db = new pg.Pool({ connectionString: PG_URL, max: 3 });
-    pools.push(db);
-    await db.query(`CREATE SCHEMA "${schema}"`);
-    await db.query(`CREATE TABLE "${schema}".effects (
-      actor_id text NOT NULL, worker text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`);
-    await db.query(`CREATE TABLE "${schema}".release (actor_id text PRIMARY KEY)`);
-    return { schema, db };
-  }
+  const setup = () => sides.create("fence", [EFFECTS_TABLE, "release (actor_id text PRIMARY KEY)"]);
 
-  function worker(schema: string, id: string, env: Record<string, string> = {}): Child {
-    const c = new Child(id, "./fence-worker.ts", {
+  function worker(schema: string, id: string, env: Record<string, string> = {}): WorkerProcess {
+    return workers.start(id, "./fence-worker.ts", {
       FENCE_DATABASE_URL: PG_URL,
       FENCE_REDIS_URL: REDIS_URL ?? "",
       FENCE_SCHEMA: schema,
       FENCE_WORKER_ID: id,
       ...env,
     });
-    children.push(c);
-    return c;
   }
 
   async function state(db: pg.Pool, schema: string, id: string): Promise<ActorState> {
-    const { rows } = await db.query(
+    const { rows } = await db.query<{
+      status: string;
+      lease_owner: string | null;
+      lease_version: string;
+      expired: boolean | null;
+      output: Buffer | null;
+    }>(
       `SELECT status, lease_owner, lease_version, lease_expires_at < now() AS expired, output
          FROM "${schema}".actors WHERE id = $1`,
       [id],
@@ -73,12 +69,23 @@ describe("fencing: a worker stalled past its lease", { skip: needsPostgres }, ()
     };
   }
 
+  /** The actor's state once it completed (within 30 s). */
+  const completed = (db: pg.Pool, schema: string, id: string, what: string) =>
+    until<ActorState>(
+      async () => {
+        const s = await state(db, schema, id);
+        return s.status === "completed" ? s : null;
+      },
+      what,
+      30_000,
+    );
+
   async function journal(
     db: pg.Pool,
     schema: string,
     id: string,
   ): Promise<[number, string, string, unknown][]> {
-    const { rows } = await db.query(
+    const { rows } = await db.query<{ seq: number; kind: string; name: string; result: Buffer | null }>(
       `SELECT seq, kind, name, result FROM "${schema}".journal WHERE actor_id = $1 ORDER BY seq`,
       [id],
     );
@@ -96,11 +103,13 @@ describe("fencing: a worker stalled past its lease", { skip: needsPostgres }, ()
   const release = (db: pg.Pool, schema: string, id: string) =>
     db.query(`INSERT INTO "${schema}".release (actor_id) VALUES ($1)`, [id]);
 
-  const abandoned = (id: string) => (l: { event: string } & Record<string, any>) =>
-    l.event === "log" && l.msg === "execution abandoned" && l.fields?.actorId === id;
+  /** The fields of a fixture's "log" line (troupe's log call, passed through). */
+  const logFields = (l: WorkerLine) => (l.fields ?? {}) as Record<string, unknown>;
+  const abandoned = (id: string) => (l: WorkerLine) =>
+    l.event === "log" && l.msg === "execution abandoned" && logFields(l).actorId === id;
 
   /** A stalls in the actor's stall point; returns A's lease version, after A is SIGSTOPped. */
-  async function stallAndStop(db: pg.Pool, schema: string, a: Child, id: string): Promise<number> {
+  async function stallAndStop(db: pg.Pool, schema: string, a: WorkerProcess, id: string): Promise<number> {
     await a.waitFor((l) => l.event === "stalling" && l.actorId === id, `${id} stalling on A`);
     const before = await state(db, schema, id);
     assert.equal(before.leaseOwner, a.name);
@@ -119,14 +128,7 @@ describe("fencing: a worker stalled past its lease", { skip: needsPostgres }, ()
       await release(db, schema, id); // A is frozen: only B sees it
       const b = worker(schema, "B");
 
-      const done = await until(
-        async () => {
-          const s = await state(db, schema, id);
-          return s.status === "completed" ? s : null;
-        },
-        "B to take over and complete the actor",
-        30_000,
-      );
+      const done = await completed(db, schema, id, "B to take over and complete the actor");
       assert.ok(done.leaseVersion > versionA, "B claimed the actor under a new lease version");
       assert.deepEqual(await journal(db, schema, id), [
         [0, "step", "first", "A"],
@@ -136,7 +138,7 @@ describe("fencing: a worker stalled past its lease", { skip: needsPostgres }, ()
 
       a.signal("SIGCONT"); // A's step finishes now and tries to journal its result
       const line = await a.waitFor(abandoned(id), "A to abandon the execution", 30_000);
-      assert.equal(line.fields.reason, "lock-lost");
+      assert.equal(logFields(line).reason, "lock-lost");
 
       assert.deepEqual(
         await journal(db, schema, id),
@@ -181,15 +183,8 @@ describe("fencing: a worker stalled past its lease", { skip: needsPostgres }, ()
       await release(db, schema, id);
       await a.waitFor((l) => l.event === "before-tx" && l.actorId === id, "A to reach its transaction");
       const line = await a.waitFor(abandoned(id), "A to abandon the execution", 30_000);
-      assert.equal(line.fields.reason, "lock-lost");
-      const end = await until(
-        async () => {
-          const s = await state(db, schema, id);
-          return s.status === "completed" ? s : null;
-        },
-        "B to complete the actor",
-        30_000,
-      );
+      assert.equal(logFields(line).reason, "lock-lost");
+      const end = await completed(db, schema, id, "B to complete the actor");
 
       assert.deepEqual(await effects(db, schema, id), ["B"], "only B's transactional effect committed");
       assert.deepEqual(await journal(db, schema, id), [
@@ -288,13 +283,11 @@ describe("fencing: a worker stalled past its lease", { skip: needsPostgres }, ()
       await release(db, schema, id); // A is frozen: only B sees it
       const b = worker(schema, "B");
 
-      const done = await until(
-        async () => {
-          const s = await state(db, schema, id);
-          return s.status === "completed" ? s : null;
-        },
+      const done = await completed(
+        db,
+        schema,
+        id,
         "B to take over and complete the actor while A is stalled",
-        30_000,
       );
       assert.ok(done.leaseVersion > versionA);
       assert.deepEqual(done.output, { effect: "B" });

@@ -17,9 +17,7 @@
  * At the end: focused tests isolating engine bugs the run found (see their comments).
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { spawnSync } from "node:child_process";
 import { after, describe, test } from "node:test";
 import pg from "pg";
 import { decode } from "../src/codec.js";
@@ -41,119 +39,14 @@ import {
   type Payload,
   type PlanConfig,
 } from "./fixtures/inv-plan.js";
-import {
-  PG_URL,
-  REDIS_URL,
-  dropSchema,
-  eventually,
-  freshSchema,
-  needsPostgres,
-  testTroupe,
-} from "./helpers.js";
-
-const REPO = fileURLToPath(new URL("../", import.meta.url));
-const WORKER_SCRIPT = fileURLToPath(new URL("./fixtures/inv-worker.ts", import.meta.url));
+import { PG_URL, REDIS_URL, dropSchema, eventually, needsPostgres, testTroupe } from "./helpers.js";
+import { REPO } from "./support/run-node.js";
+import { SideSchemas } from "./support/side-schema.js";
+import { WorkerProcesses } from "./support/worker-processes.js";
 const DRAIN_TIMEOUT_MS = 5 * 60_000;
 
 const log = (msg: string) => console.log(`[invariants] ${msg}`);
 const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-type Line = { event: string; worker?: string } & Record<string, any>;
-
-/** A worker child process: JSON lines out, JSON commands in (stdin), SIGKILL. */
-class WorkerProc {
-  readonly proc: ChildProcess;
-  readonly lines: Line[] = [];
-  private stderr = "";
-  private readonly waiters = new Set<{ match: (l: Line) => boolean; resolve: (l: Line) => void }>();
-  readonly exited: Promise<void>;
-  alive = true;
-
-  constructor(
-    readonly id: string,
-    env: Record<string, string>,
-  ) {
-    this.proc = spawn(process.execPath, ["--import", "tsx", WORKER_SCRIPT], {
-      cwd: REPO,
-      env: { ...process.env, ...env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    this.exited = new Promise((resolve) => {
-      this.proc.once("exit", () => {
-        this.alive = false;
-        resolve();
-      });
-    });
-    this.proc.stdin!.on("error", () => {}); // writing to a killed worker
-    createInterface({ input: this.proc.stdout! }).on("line", (text) => {
-      let line: Line;
-      try {
-        line = JSON.parse(text) as Line;
-      } catch {
-        line = { event: "text", text };
-      }
-      this.lines.push(line);
-      if (line.event === "log" || line.event === "fatal" || line.event === "command-failed")
-        log(`${this.id}: ${text.slice(0, 400)}`);
-      for (const w of [...this.waiters])
-        if (w.match(line)) {
-          this.waiters.delete(w);
-          w.resolve(line);
-        }
-    });
-    this.proc.stderr!.setEncoding("utf8");
-    this.proc.stderr!.on("data", (chunk: string) => {
-      this.stderr = (this.stderr + chunk).slice(-4000);
-    });
-  }
-
-  get pid(): number {
-    return this.proc.pid!;
-  }
-
-  waitFor(event: string, timeoutMs = 60_000): Promise<Line> {
-    const seen = this.lines.find((l) => l.event === event);
-    if (seen) return Promise.resolve(seen);
-    return new Promise<Line>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(waiter);
-        reject(new Error(`timed out waiting for ${this.id}: ${event}${this.describe()}`));
-      }, timeoutMs);
-      const waiter = {
-        match: (l: Line) => l.event === event || l.event === "fatal",
-        resolve: (l: Line) => {
-          clearTimeout(timer);
-          if (l.event === "fatal") reject(new Error(`${this.id} failed: ${JSON.stringify(l)}`));
-          else resolve(l);
-        },
-      };
-      this.waiters.add(waiter);
-      void this.exited.then(() => {
-        if (!this.waiters.delete(waiter)) return;
-        clearTimeout(timer);
-        reject(new Error(`${this.id} exited while waiting for ${event}${this.describe()}`));
-      });
-    });
-  }
-
-  send(cmd: Record<string, unknown>): void {
-    this.proc.stdin!.write(JSON.stringify(cmd) + "\n");
-  }
-
-  async kill(): Promise<void> {
-    if (!this.alive) return;
-    this.proc.kill("SIGKILL");
-    await this.exited;
-  }
-
-  describe(): string {
-    const tail = this.lines
-      .slice(-6)
-      .map((l) => JSON.stringify(l))
-      .join("\n  ");
-    return `\n [${this.id} stdout tail]\n  ${tail}\n [${this.id} stderr tail]\n${this.stderr.slice(-1500)}`;
-  }
-}
 
 let aborted = false;
 
@@ -185,19 +78,25 @@ function weights(text: string): Record<Kind, number> {
   return { b: b!, c: c!, d: d! };
 }
 
+/** Stops or starts the Redis the workers use (the port of TROUPE_TEST_REDIS_URL). */
 function redisCtl(action: "start" | "stop"): void {
-  const res = spawnSync("bash", ["scripts/redis-ctl.sh", action], { cwd: REPO, encoding: "utf8" });
+  const port = REDIS_URL ? new URL(REDIS_URL).port || "6379" : (process.env.REDIS_PORT ?? "6379");
+  const res = spawnSync("bash", ["scripts/redis-ctl.sh", action], {
+    cwd: REPO,
+    encoding: "utf8",
+    env: { ...process.env, REDIS_PORT: port },
+  });
   if (res.status !== 0) throw new Error(`redis-ctl ${action} failed: ${res.stderr}`);
 }
 
 describe("randomized invariants under faults", { skip: needsPostgres }, () => {
-  const workers: WorkerProc[] = [];
-  let db: pg.Pool | undefined;
+  const procs = new WorkerProcesses();
+  const sides = new SideSchemas();
   let redisStopped = false;
 
   after(async () => {
     aborted = true;
-    await Promise.all(workers.map((w) => w.kill()));
+    await procs.killAll();
     // Other tests need Redis: always bring it back, whatever happened.
     if (REDIS_URL || redisStopped) {
       try {
@@ -206,7 +105,7 @@ describe("randomized invariants under faults", { skip: needsPostgres }, () => {
         log(`could not restart Redis: ${String(err)}`);
       }
     }
-    await db?.end().catch(() => {});
+    await sides.close();
   });
 
   test(
@@ -255,43 +154,56 @@ describe("randomized invariants under faults", { skip: needsPostgres }, () => {
       );
 
       // ---- schema, side table, workers -----------------------------------------------
-      const schema = freshSchema("inv");
-      db = new pg.Pool({ connectionString: PG_URL, max: 4 });
+      const { schema, db } = await sides.create(
+        "inv",
+        [
+          `inv_seen (
+        actor_id text NOT NULL, msg_id bigint NOT NULL, channel text NOT NULL, pub int NOT NULL,
+        seq int NOT NULL, worker text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+        ],
+        4,
+      );
       db.on("error", () => {});
       const q = async <R extends pg.QueryResultRow>(text: string, params: unknown[] = []) =>
-        (await db!.query<R>(text.replaceAll("{s}", `"${schema}"`), params)).rows;
+        (await db.query<R>(text.replaceAll("{s}", `"${schema}"`), params)).rows;
       const count = async (text: string, params: unknown[] = []) =>
         Number((await q<{ n: string }>(text, params))[0]!.n);
-      await q(`CREATE SCHEMA {s}`);
-      await q(`CREATE TABLE {s}.inv_seen (
-        actor_id text NOT NULL, msg_id bigint NOT NULL, channel text NOT NULL, pub int NOT NULL,
-        seq int NOT NULL, worker text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`);
 
-      const startWorker = (id: string) => {
-        const w = new WorkerProc(id, {
-          INV_DATABASE_URL: PG_URL!,
-          INV_REDIS_URL: REDIS_URL ?? "",
-          INV_SCHEMA: schema,
-          INV_WORKER_ID: id,
-          INV_LEASE: "2s",
-          INV_POLL: "250ms",
-        });
-        workers.push(w);
-        return w;
-      };
-      const live = () => workers.filter((w) => w.alive);
+      const startWorker = (id: string) =>
+        procs.start(
+          id,
+          "./inv-worker.ts",
+          {
+            INV_DATABASE_URL: PG_URL!,
+            INV_REDIS_URL: REDIS_URL ?? "",
+            INV_SCHEMA: schema,
+            INV_WORKER_ID: id,
+            INV_LEASE: "2s",
+            INV_POLL: "250ms",
+          },
+          {
+            commands: true,
+            fatalEvent: "fatal",
+            onLine: (line, text) => {
+              if (line.event === "log" || line.event === "fatal" || line.event === "command-failed")
+                log(`${id}: ${text.slice(0, 400)}`);
+            },
+          },
+        );
+      const workers = procs.all;
+      const live = () => procs.live();
       for (const id of ["w1", "w2", "w3"]) startWorker(id);
-      await Promise.all(workers.map((w) => w.waitFor("ready")));
-      log(`workers up: ${workers.map((w) => `${w.id}(pid ${w.pid})`).join(", ")}`);
+      await Promise.all(workers.map((w) => w.waitFor("ready", "ready", 60_000)));
+      log(`workers up: ${workers.map((w) => `${w.name}(pid ${w.pid})`).join(", ")}`);
 
       const reportStall = async () => {
         log(`STALL: no delivery processed for 20 s at ${done}/${expectedProcessed}; diagnostics follow`);
         for (const w of live()) w.send({ cmd: "stats" });
         const before = Date.now();
-        await Promise.all(live().map((w) => w.waitFor("stats", 5000).catch(() => null)));
+        await Promise.all(live().map((w) => w.waitFor("stats", "stats", 5000).catch(() => null)));
         for (const w of live()) {
           const st = w.lines.findLast((l) => l.event === "stats" && l.at >= before - 1000);
-          log(`STALL ${w.id}: ${st ? JSON.stringify(st.worker) : "no stats answer"}`);
+          log(`STALL ${w.name}: ${st ? JSON.stringify(st.worker) : "no stats answer"}`);
         }
         const dump = async (what: string, sql: string) =>
           log(`STALL ${what}: ${JSON.stringify(await q(sql).catch((e: unknown) => String(e)))}`);
@@ -334,7 +246,7 @@ describe("randomized invariants under faults", { skip: needsPostgres }, () => {
       // ---- consumers subscribed and known ready before anything is published -------
       const totalConsumers = cfg.subscribers + cfg.consumers + cfg.mailboxes;
       workers[0]!.send({ cmd: "spawn-consumers", cfg });
-      await workers[0]!.waitFor("consumers-spawned");
+      await workers[0]!.waitFor("consumers-spawned", "consumers-spawned", 60_000);
       await waitUntil(
         async () => {
           await failedActors();
@@ -355,7 +267,7 @@ describe("randomized invariants under faults", { skip: needsPostgres }, () => {
 
       const t0 = Date.now();
       workers[1]!.send({ cmd: "spawn-publishers", cfg });
-      await workers[1]!.waitFor("publishers-spawned");
+      await workers[1]!.waitFor("publishers-spawned", "publishers-spawned", 60_000);
 
       const published = () => count(`SELECT count(*) AS n FROM {s}.messages`);
       const processed = () => count(`SELECT count(*) AS n FROM {s}.inv_seen`);
@@ -382,19 +294,19 @@ describe("randomized invariants under faults", { skip: needsPostgres }, () => {
         );
         const candidates = live();
         const victim =
-          candidates.find((w) => w.id === owners[0]?.owner) ??
+          candidates.find((w) => w.name === owners[0]?.owner) ??
           candidates[Math.floor(victimPick * candidates.length)]!;
         const holds = await count(
           `SELECT count(*) AS n FROM {s}.actors WHERE lease_owner = $1 AND status = 'running'`,
-          [victim.id],
+          [victim.name],
         );
         const n = await published();
         await victim.kill();
-        mark(`SIGKILL ${victim.id} (pid ${victim.pid}) at ${n} published; it held ${holds} running leases`);
+        mark(`SIGKILL ${victim.name} (pid ${victim.pid}) at ${n} published; it held ${holds} running leases`);
         await pause(restartDelayMs);
-        const fresh = startWorker(`${victim.id}-r`);
-        await fresh.waitFor("ready");
-        mark(`restarted as ${fresh.id} (pid ${fresh.pid})`);
+        const fresh = startWorker(`${victim.name}-r`);
+        await fresh.waitFor("ready", "ready", 60_000);
+        mark(`restarted as ${fresh.name} (pid ${fresh.pid})`);
       })();
       const redisTask = (async () => {
         if (!REDIS_URL) return mark("no Redis configured: the Redis outage is skipped");
@@ -461,7 +373,7 @@ describe("randomized invariants under faults", { skip: needsPostgres }, () => {
         throw new Error(
           `${(err as Error).message} (${done}/${expectedProcessed} processed); schema ${schema} kept; ` +
             `alive: ${live()
-              .map((w) => w.id)
+              .map((w) => w.name)
               .join(",")}; not waiting: ${JSON.stringify(stuck)}${live()
               .map((w) => w.describe())
               .join("")}`,
@@ -473,12 +385,12 @@ describe("randomized invariants under faults", { skip: needsPostgres }, () => {
       // Anything late (a duplicate) would land now: give it a few poll intervals.
       await pause(1500);
       for (const w of live()) w.send({ cmd: "stats" });
-      await Promise.all(live().map((w) => w.waitFor("stats", 5000).catch(() => null)));
+      await Promise.all(live().map((w) => w.waitFor("stats", "stats", 5000).catch(() => null)));
       for (const w of live()) {
         const s = w.lines.findLast((l) => l.event === "stats");
-        if (s) log(`${w.id} log lines: ${JSON.stringify(s.logCounts)}`);
+        if (s) log(`${w.name} log lines: ${JSON.stringify(s.logCounts)}`);
       }
-      await Promise.all(workers.map((w) => w.kill()));
+      await procs.killAll();
 
       log(
         `drained in ${elapsed.toFixed(1)}s: ${(cfg.messages / elapsed).toFixed(0)} messages/s published→processed, ` +

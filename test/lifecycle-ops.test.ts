@@ -20,7 +20,7 @@ import {
 } from "../src/index.js";
 import type { ScheduleInfo } from "../src/troupe.js";
 import { advanceSchedules } from "../src/engine/schedules.js";
-import { Child } from "./fixtures/mw-child.js";
+import { WorkerProcess as Child } from "./support/worker-processes.js";
 import {
   LopsInbox,
   lopsActors,

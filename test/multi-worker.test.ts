@@ -8,9 +8,10 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import pg from "pg";
 import { decode } from "../src/codec.js";
-import { Child } from "./fixtures/mw-child.js";
 import type { StepMark } from "./fixtures/mw-worker.js";
-import { PG_URL, REDIS_URL, dropSchema, eventually, freshSchema, needsPostgres } from "./helpers.js";
+import { PG_URL, REDIS_URL, dropSchema, eventually, needsPostgres } from "./helpers.js";
+import { EFFECTS_TABLE, SideSchemas } from "./support/side-schema.js";
+import { WorkerProcesses, type WorkerProcess } from "./support/worker-processes.js";
 
 /** eventually(), typed for checks that return null (or false) until the condition holds. */
 const until = <T>(check: () => Promise<T | null | false>, what: string, timeoutMs?: number) =>
@@ -33,38 +34,31 @@ interface Committed extends Interval {
 }
 
 describe("multiple worker processes", { skip: needsPostgres }, () => {
-  const children: Child[] = [];
-  const pools: pg.Pool[] = [];
+  const children = new WorkerProcesses();
+  const sides = new SideSchemas();
 
   after(async () => {
-    await Promise.all(children.map((c) => c.kill()));
-    await Promise.all(pools.map((p) => p.end().catch(() => {})));
+    await children.killAll();
+    await sides.close();
   });
 
   /** A fresh schema with the side tables the fixture writes (troupe's own tables come from migration). */
-  async function setup(): Promise<{ schema: string; db: pg.Pool }> {
-    const schema = freshSchema("mw");
-    const db = new pg.Pool({ connectionString: PG_URL, max: 3 });
-    pools.push(db);
-    await db.query(`CREATE SCHEMA "${schema}"`);
-    await db.query(`CREATE TABLE "${schema}".effects (
-      actor_id text NOT NULL, worker text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`);
-    await db.query(`CREATE TABLE "${schema}".intervals (
+  const setup = () =>
+    sides.create("mw", [
+      EFFECTS_TABLE,
+      `intervals (
       token uuid PRIMARY KEY, actor_id text NOT NULL, step text NOT NULL, worker text NOT NULL,
-      started_at timestamptz NOT NULL, ended_at timestamptz, in_tx boolean NOT NULL)`);
-    return { schema, db };
-  }
+      started_at timestamptz NOT NULL, ended_at timestamptz, in_tx boolean NOT NULL)`,
+    ]);
 
-  function startWorker(schema: string, id: string, env: Record<string, string> = {}): Child {
-    const c = new Child(id, "./mw-worker.ts", {
+  function startWorker(schema: string, id: string, env: Record<string, string> = {}): WorkerProcess {
+    return children.start(id, "./mw-worker.ts", {
       MW_DATABASE_URL: PG_URL,
       MW_REDIS_URL: REDIS_URL ?? "",
       MW_SCHEMA: schema,
       MW_WORKER_ID: id,
       ...env,
     });
-    children.push(c);
-    return c;
   }
 
   async function counts(db: pg.Pool, schema: string): Promise<Record<string, number>> {
@@ -81,7 +75,7 @@ describe("multiple worker processes", { skip: needsPostgres }, () => {
     ok: (c: Record<string, number>) => boolean,
     what: string,
     timeoutMs: number,
-    procs: Child[],
+    procs: WorkerProcess[],
   ): Promise<Record<string, number>> {
     let last: Record<string, number> = {};
     try {
@@ -113,7 +107,7 @@ describe("multiple worker processes", { skip: needsPostgres }, () => {
       const { schema, db } = await setup();
 
       // Three workers; w1 also spawns the actors once all three are registered.
-      const workers = new Map<string, Child>();
+      const workers = new Map<string, WorkerProcess>();
       for (const id of ["w1", "w2", "w3"]) {
         const env: Record<string, string> =
           id === "w1" ? { MW_SPAWN: String(ACTORS), MW_SPAWN_AFTER: "3" } : {};

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm, stat, truncate } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import type { PGlite } from "@electric-sql/pglite";
 
 import { openPGlite } from "../src/storage/pglite-open.js";
+import { runNode } from "./support/run-node.js";
 
 async function tableExists(db: PGlite, name: string): Promise<boolean> {
   const r = await db.query<{ present: boolean }>("select to_regclass($1) is not null as present", [name]);
@@ -75,6 +76,60 @@ describe("openPGlite", () => {
     } finally {
       await db.close();
     }
+  });
+
+  test("a fresh directory is private to its owner (0700, files 0600)", async () => {
+    const dir = path.join(scratch, "private");
+    const db = await openPGlite(dir);
+    await db.close();
+    assert.equal((await stat(dir)).mode & 0o077, 0, "the data directory");
+    assert.equal((await stat(path.join(dir, "global"))).mode & 0o077, 0, "a directory in it");
+    assert.equal((await stat(path.join(dir, "PG_VERSION"))).mode & 0o077, 0, "a file in it");
+  });
+
+  test("a damaged template (a file gone from its cluster, its dump unreadable) is rebuilt", async () => {
+    // A template of this test's own, used by fresh processes (this one keeps its template in memory).
+    const cache = await mkdtemp(path.join(scratch, "template-"));
+    const env = { ...process.env, TROUPE_PGLITE_TEMPLATE_DIR: cache };
+    const open = async (...targets: string[]) => {
+      const run = await runNode(["test/fixtures/pglite-open-child.ts", ...targets], env);
+      assert.equal(run.code, 0, run.stderr);
+      const lines = run.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { target: string; classes: number });
+      assert.deepEqual(
+        lines.map((l) => l.target),
+        targets,
+      );
+      for (const l of lines) assert.ok(l.classes > 100, `${l.target} is a working cluster`);
+    };
+
+    await open(path.join(scratch, "from-new-template")); // builds it
+    const [root] = await readdir(cache);
+    assert.ok(
+      root !== undefined && root.startsWith("troupe-pglite-template-"),
+      `template in ${cache}: ${root}`,
+    );
+    const template = path.join(cache, root);
+    const control = path.join(template, "pgdata", "global", "pg_control");
+    const dump = path.join(template, "pgdata.tar.gz");
+    const builtAt = async () => (await stat(path.join(template, "files.json"))).mtimeMs;
+
+    // A file gone from the cluster (as a tmp cleaner might): a directory open rebuilds it.
+    const first = await builtAt();
+    await rm(control);
+    await open(path.join(scratch, "after-a-lost-file"));
+    assert.ok((await stat(control)).isFile(), "the template's cluster was rebuilt");
+    assert.ok((await builtAt()) > first);
+    assert.ok((await stat(path.join(scratch, "after-a-lost-file", "global", "pg_control"))).isFile());
+
+    // An unreadable dump: an in-memory open rebuilds it.
+    const second = await builtAt();
+    await truncate(dump, 1000);
+    await open("memory");
+    assert.ok((await builtAt()) > second, "the template was rebuilt");
+    assert.ok((await stat(dump)).size > 1_000_000, "with a whole dump");
   });
 
   test("a non-empty directory that is not a cluster is refused", async () => {

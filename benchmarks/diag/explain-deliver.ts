@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/unbound-method -- diagnostics patch prototypes from outside */
 /**
  * Diagnostic: EXPLAIN ANALYZE of the delivery statement (DELIVER in src/storage/channel-store.ts)
  * on a realistic state: N fan-out subscribers waiting (broadcast channel, or direct mailboxes
@@ -9,8 +8,10 @@ import pg from "pg";
 import { Troupe } from "../../src/index.js";
 import { Storage } from "../../src/storage/storage.js";
 import { PgDatabase } from "../../src/storage/pg-database.js";
-import { fanSubscriber } from "../fanout.js";
+import type { SqlClient } from "../../src/storage/database.js";
+import { createReceiptsSql, fanSubscriber, spawnFanSubscribers, waitingSubscribersSql } from "../fanout.js";
 import { PG_URL, REDIS_URL, dropSchema, freshSchema } from "../lib/env.js";
+import { sleep } from "./side.js";
 
 const SUBS = Number(
   process.argv.slice(2).find((a, i, all) => /^\d+$/.test(a) && all[i - 1] !== "--limit") ?? 1000,
@@ -20,6 +21,7 @@ const li = process.argv.indexOf("--limit");
 const LIMIT = li > 0 ? Number(process.argv[li + 1]) : 100;
 const schema = freshSchema("explain");
 const table = `"${schema}".fan_receipts`;
+// One client, not a pool: the EXPLAINs below run inside BEGIN … ROLLBACK on one session.
 const side = new pg.Client({ connectionString: PG_URL });
 await side.connect();
 const t = new Troupe({
@@ -31,25 +33,12 @@ const t = new Troupe({
 });
 await t.start();
 try {
-  await side.query(
-    `CREATE TABLE ${table} (round int, actor_id text, at timestamptz, PRIMARY KEY (round, actor_id))`,
-  );
-  for (let i = 0; i < SUBS; i += 50)
-    await Promise.all(
-      Array.from({ length: Math.min(50, SUBS - i) }, (_, k) =>
-        t.spawn(
-          fanSubscriber,
-          { mode: GROUP ? "group" : "broadcast", rounds: 1, table },
-          { id: `fan-${i + k}` },
-        ),
-      ),
-    );
+  await side.query(createReceiptsSql(table));
+  await spawnFanSubscribers(t, SUBS, { mode: GROUP ? "group" : "broadcast", rounds: 1, table });
   for (;;) {
-    const { rows } = await side.query(
-      `SELECT count(*)::int n FROM "${schema}".actors WHERE status = 'waiting' AND wait_kind = 'receive'`,
-    );
-    if (rows[0].n === SUBS) break;
-    await new Promise((r) => setTimeout(r, 100));
+    const { rows } = await side.query<{ n: string }>(waitingSubscribersSql(schema));
+    if (Number(rows[0]?.n) === SUBS) break;
+    await sleep(100);
   }
   await t.stop(); // the subscribers stay waiting in the database; nobody delivers any more
 
@@ -65,27 +54,31 @@ try {
   }
   // Capture the exact DELIVER text and parameters.
   let captured: { text: string; params: unknown[] } | undefined;
-  const orig = pg.Client.prototype.query as (...a: any[]) => any;
-  (pg.Client.prototype as any).query = function (this: any, text: any, params: any, ...rest: any[]) {
+  type Query = (this: pg.Client, ...args: unknown[]) => unknown;
+  const client = pg.Client.prototype as unknown as { query: Query };
+  const orig = client.query;
+  client.query = function (...args) {
+    const [text, params] = args;
     if (typeof text === "string" && text.trimStart().startsWith("WITH locked AS"))
-      captured = { text, params };
-    return orig.call(this, text, params, ...rest);
+      captured = { text, params: Array.isArray(params) ? (params as unknown[]) : [] };
+    return orig.apply(this, args);
   };
+  // Every transaction of this storage rolls back: the probe changes nothing.
   const origTx = db.transaction.bind(db);
-  (db as any).transaction = (fn: any) =>
-    origTx(async (tx: any) => {
+  db.transaction = <T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> =>
+    origTx(async (tx) => {
       await fn(tx);
       throw new Error("rollback");
     });
   await st.channels.deliver(sources, "probe", 30_000, LIMIT, false, ["bench-fan-sub"]).catch(() => {});
-  (pg.Client.prototype as any).query = orig;
+  client.query = orig;
   await db.close();
   if (!captured) throw new Error("DELIVER not captured");
 
   await side.query("BEGIN");
-  const plan = await side.query(`EXPLAIN (ANALYZE, BUFFERS, SUMMARY) ${captured.text}`, captured.params);
+  const plan = await side.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS, SUMMARY) ${captured.text}`, captured.params);
   await side.query("ROLLBACK");
-  const lines = plan.rows.map((r) => r["QUERY PLAN"] as string);
+  const lines = plan.rows.map((r) => r["QUERY PLAN"]);
   console.log(
     `DELIVER, ${SUBS} waiting ${GROUP ? "group members (direct mailboxes)" : "broadcast subscribers"}, ${sources.length} source(s), limit ${LIMIT}:`,
   );
@@ -101,7 +94,7 @@ try {
   const times: number[] = [];
   for (let i = 0; i < 20; i++) {
     await side.query("BEGIN");
-    const p = await side.query(`EXPLAIN (SUMMARY) ${captured.text}`, captured.params);
+    const p = await side.query<{ "QUERY PLAN": string }>(`EXPLAIN (SUMMARY) ${captured.text}`, captured.params);
     await side.query("ROLLBACK");
     const m = /Planning Time: ([\d.]+)/.exec(p.rows.map((r) => r["QUERY PLAN"]).join("\n"));
     if (m) times.push(Number(m[1]));

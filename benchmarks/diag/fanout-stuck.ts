@@ -4,12 +4,12 @@
  * state of the subscribers that did not process it (schema kept for inspection).
  *   node --import tsx benchmarks/diag/fanout-stuck.ts [subscribers=200] [rounds=5] [--keep]
  */
-import pg from "pg";
 import { Troupe } from "../../src/index.js";
 import { Worker } from "../../src/engine/worker.js";
 import { ChannelStore } from "../../src/storage/channel-store.js";
-import { fanSubscriber } from "../fanout.js";
+import { createReceiptsSql, fanSubscriber, spawnFanSubscribers } from "../fanout.js";
 import { PG_URL, REDIS_URL, dropSchema, freshSchema } from "../lib/env.js";
+import { Side, sleep } from "./side.js";
 
 const nums = process.argv.filter((a) => /^\d+$/.test(a)).map(Number);
 const SUBS = nums[0] ?? 200;
@@ -18,7 +18,7 @@ const schema = freshSchema("stuck");
 // Trace every delivery attempt: (sticky, limit) → delivered, and what the worker thinks is free.
 const trace: string[] = [];
 const origStoreDeliver = ChannelStore.prototype.deliver;
-ChannelStore.prototype.deliver = async function (this: any, ...args: Parameters<typeof origStoreDeliver>) {
+ChannelStore.prototype.deliver = async function (this: ChannelStore, ...args: Parameters<typeof origStoreDeliver>) {
   const [sources, , , limit, sticky] = args;
   const r = await origStoreDeliver.apply(this, args);
   trace.push(
@@ -27,9 +27,10 @@ ChannelStore.prototype.deliver = async function (this: any, ...args: Parameters<
   return r;
 };
 const origWorkerDeliver = Worker.prototype.deliver;
-Worker.prototype.deliver = async function (this: any, ...args: Parameters<typeof origWorkerDeliver>) {
+Worker.prototype.deliver = async function (this: Worker, ...args: Parameters<typeof origWorkerDeliver>) {
   const [, sticky] = args;
-  const running = this.running.size;
+  // running is private: reached through its shape.
+  const running = (this as unknown as { running: Map<string, unknown> }).running.size;
   const r = await origWorkerDeliver.apply(this, args);
   if (r === 0)
     trace.push(
@@ -46,39 +47,26 @@ const t = new Troupe({
   schema,
   logger: (l, m, f) => logs.push(`${new Date().toISOString()} ${l} ${m} ${JSON.stringify(f ?? {})}`),
 });
-const side = new pg.Pool({ connectionString: PG_URL, max: 2 });
-const q = async (sql: string, p: unknown[] = []) => (await side.query(sql, p)).rows;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const side = new Side();
+const q = side.rows.bind(side);
 let failed = false;
 await t.start();
-await side.query(
-  `CREATE TABLE ${table} (round int, actor_id text, at timestamptz, PRIMARY KEY (round, actor_id))`,
-);
-for (let i = 0; i < SUBS; i += 50)
-  await Promise.all(
-    Array.from({ length: Math.min(50, SUBS - i) }, (_, k) =>
-      t.spawn(fanSubscriber, { mode: "broadcast", rounds: ROUNDS, table }, { id: `fan-${i + k}` }),
-    ),
-  );
-const waitingCount = async () =>
-  Number(
-    (await q(`SELECT count(*) n FROM "${schema}".actors WHERE status='waiting' AND wait_kind='receive'`))[0]
-      .n,
-  );
-while ((await waitingCount()) < SUBS) await sleep(50);
+await q(createReceiptsSql(table));
+await spawnFanSubscribers(t, SUBS, { mode: "broadcast", rounds: ROUNDS, table });
+while ((await side.waiting(schema)) < SUBS) await sleep(50);
 for (let r = 0; r < ROUNDS && !failed; r++) {
   const t0 = Date.now();
   await t.publish("bench-fan", { round: r });
   let n = 0;
   while (Date.now() - t0 < 20_000) {
-    n = Number((await q(`SELECT count(*) n FROM ${table} WHERE round=$1`, [r]))[0].n);
+    n = await side.count(`SELECT count(*) n FROM ${table} WHERE round=$1`, [r]);
     if (n === SUBS) break;
     await sleep(50);
   }
   console.log(`round ${r}: ${n}/${SUBS} after ${Date.now() - t0} ms`);
   if (n < SUBS) {
     failed = true;
-    const missing = await q(
+    const missing = await q<{ id: string }>(
       `SELECT a.id, a.status, a.wait_seq, a.wait_kind, a.lease_owner, a.lease_expires_at, a.sticky_worker, a.journal_version, a.lease_version,
               s.cursor, s.wait_seq AS sub_wait_seq
          FROM "${schema}".actors a JOIN "${schema}".subscriptions s ON s.actor_id = a.id
@@ -109,7 +97,7 @@ for (let r = 0; r < ROUNDS && !failed; r++) {
     );
     console.log("logs:", logs.slice(-30));
   } else {
-    while ((await waitingCount()) < SUBS) await sleep(50);
+    while ((await side.waiting(schema)) < SUBS) await sleep(50);
   }
 }
 await t.stop();

@@ -5,11 +5,11 @@
  * round, to explain rounds whose last deliveries come seconds late.
  *   node --import tsx benchmarks/diag/fanout-tail.ts [subscribers=1000] [rounds=4] [--broadcast]
  */
-import pg from "pg";
 import { Troupe } from "../../src/index.js";
 import { Worker } from "../../src/engine/worker.js";
-import { fanSubscriber } from "../fanout.js";
+import { createReceiptsSql, fanSubscriber, spawnFanSubscribers } from "../fanout.js";
 import { PG_URL, REDIS_URL, dropSchema, freshSchema } from "../lib/env.js";
+import { Side, sleep } from "./side.js";
 
 const nums = process.argv.filter((a) => /^\d+$/.test(a)).map(Number);
 const SUBS = nums[0] ?? 1000;
@@ -18,10 +18,19 @@ const GROUP = !process.argv.includes("--broadcast");
 let t0 = 0;
 const log: string[] = [];
 const ms = () => (Date.now() - t0).toString().padStart(6);
+/** The worker's private state this diagnostic reads, by its shape (any of it may be gone). */
+interface WorkerInsides {
+  free?: () => number;
+  sweep?: () => Promise<unknown>;
+  dirtySources?: Set<string>;
+  delivering?: boolean;
+  running?: Map<string, unknown>;
+}
+const insides = (w: Worker) => w as unknown as WorkerInsides;
 const origDeliver = Worker.prototype.deliver;
-Worker.prototype.deliver = async function (this: any, ...args: Parameters<typeof origDeliver>) {
+Worker.prototype.deliver = async function (this: Worker, ...args: Parameters<typeof origDeliver>) {
   const [sources, sticky] = args;
-  const free = this.free?.() ?? "?";
+  const free = insides(this).free?.call(this) ?? "?";
   const started = ms();
   const n = await origDeliver.apply(this, args);
   log.push(
@@ -29,11 +38,13 @@ Worker.prototype.deliver = async function (this: any, ...args: Parameters<typeof
   );
   return n;
 };
-const origSweep = (Worker.prototype as any).sweep;
+const proto = Worker.prototype as unknown as WorkerInsides;
+const origSweep = proto.sweep;
 if (origSweep)
-  (Worker.prototype as any).sweep = async function (this: any) {
+  proto.sweep = async function (this: Worker) {
+    const w = insides(this);
     log.push(
-      `${ms()} sweep tick (dirty=${this.dirtySources?.size}, delivering=${this.delivering}, running=${this.running?.size})`,
+      `${ms()} sweep tick (dirty=${w.dirtySources?.size}, delivering=${w.delivering}, running=${w.running?.size})`,
     );
     return origSweep.call(this);
   };
@@ -47,42 +58,25 @@ const t = new Troupe({
   schema,
   logger: () => {},
 });
-const side = new pg.Pool({ connectionString: PG_URL, max: 2 });
-const q = async (sql: string, p: unknown[] = []) => (await side.query(sql, p)).rows;
-const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
+const side = new Side();
 await t.start();
-await q(`CREATE TABLE ${table} (round int, actor_id text, at timestamptz, PRIMARY KEY (round, actor_id))`);
-for (let i = 0; i < SUBS; i += 50)
-  await Promise.all(
-    Array.from({ length: Math.min(50, SUBS - i) }, (_, k) =>
-      t.spawn(
-        fanSubscriber,
-        { mode: GROUP ? "group" : "broadcast", rounds: ROUNDS, table },
-        { id: `fan-${i + k}` },
-      ),
-    ),
-  );
-const waiting = async () =>
-  Number(
-    (await q(`SELECT count(*) n FROM "${schema}".actors WHERE status='waiting' AND wait_kind='receive'`))[0]
-      .n,
-  );
+await side.rows(createReceiptsSql(table));
+await spawnFanSubscribers(t, SUBS, { mode: GROUP ? "group" : "broadcast", rounds: ROUNDS, table });
 for (let r = 0; r < ROUNDS; r++) {
-  while ((await waiting()) < SUBS) await sleep(20);
+  while ((await side.waiting(schema)) < SUBS) await sleep(20);
   log.length = 0;
   t0 = Date.now();
   if (GROUP) await t.broadcast("bench-fan-group", "bench-fan-direct", { round: r });
   else await t.publish("bench-fan", { round: r });
-  while (Number((await q(`SELECT count(*) n FROM ${table} WHERE round = $1`, [r]))[0].n) < SUBS)
-    await sleep(20);
-  const hist = await q(
+  while ((await side.count(`SELECT count(*) n FROM ${table} WHERE round = $1`, [r])) < SUBS) await sleep(20);
+  const hist = await side.rows<{ bucket: number; n: number }>(
     `SELECT (extract(epoch FROM at) * 1000 - $2)::int / 250 * 250 AS bucket, count(*)::int n FROM ${table} WHERE round = $1 GROUP BY 1 ORDER BY 1`,
     [r, t0],
   );
   console.log(
     `\nround ${r}: processed per 250 ms bucket: ${hist.map((h) => `${h.bucket}:${h.n}`).join(" ")}`,
   );
-  const total = hist.at(-1).bucket;
+  const total = hist.at(-1)?.bucket ?? 0;
   if (total > 3000 || process.argv.includes("--all")) console.log(log.join("\n"));
 }
 await t.stop();

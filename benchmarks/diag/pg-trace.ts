@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/unbound-method -- diagnostics patch prototypes from outside */
 /**
  * Diagnostic helper: times every pg query (by a short label for troupe's statements) and
  * every pool checkout, by monkeypatching pg from outside (src/ untouched).
@@ -28,6 +27,8 @@ export function label(text: string): string {
   if (s.includes("SET wait_seq = $3 WHERE actor_id")) return "subscriptions SET wait_seq";
   if (s.startsWith("WITH f AS ( UPDATE") && s.includes("journal_version + $3")) return "APPEND";
   if (s.includes("SELECT DISTINCT s.source FROM")) return "pendingSources (sweep)";
+  if (s.includes("lease_expires_at = now() +") && s.includes("lease_owner = $1 AND status IN"))
+    return "refreshLeases";
   if (s.includes("fan_receipts")) return "user INSERT (in ctx.transaction)";
   if (s.includes("system_locks")) return "system_locks";
   if (s.includes(".workers")) return "workers heartbeat";
@@ -39,10 +40,25 @@ export function label(text: string): string {
 let connSeq = 0;
 const connIds = new WeakMap<object, number>();
 
+/** A method patched from outside: its arguments are whatever pg's overloads accept. */
+type Method = (this: object, ...args: unknown[]) => unknown;
+type Callback = (err: unknown, res: unknown) => void;
+
+const isThenable = (v: unknown): v is PromiseLike<unknown> =>
+  typeof v === "object" && v !== null && typeof (v as { then?: unknown }).then === "function";
+
+function queryText(arg: unknown): string {
+  if (typeof arg === "string") return arg;
+  const text = (arg as { text?: unknown } | undefined)?.text;
+  return typeof text === "string" ? text : "";
+}
+
+/** Patches pg.Client.query (every statement, by label and connection) and pg.Pool.connect. */
 export function installPgTrace(): void {
-  const origQuery = pg.Client.prototype.query as (...a: any[]) => any;
-  (pg.Client.prototype as any).query = function (this: any, ...args: any[]) {
-    const text: string = typeof args[0] === "string" ? args[0] : (args[0]?.text ?? "");
+  const client = pg.Client.prototype as unknown as { query: Method };
+  const origQuery = client.query;
+  client.query = function (...args) {
+    const text = queryText(args[0]);
     if (!connIds.has(this)) connIds.set(this, ++connSeq);
     const conn = connIds.get(this);
     const t0 = now();
@@ -51,27 +67,27 @@ export function installPgTrace(): void {
       // pg.Pool.query uses the callback form
       args[args.length - 1] = (err: unknown, res: unknown) => {
         evs.push({ t0, t1: now(), what: `${err ? "ERR " : ""}${label(text)}`, conn });
-        cb(err, res);
+        (cb as Callback)(err, res);
       };
       return origQuery.apply(this, args);
     }
     const p = origQuery.apply(this, args);
-    if (p && typeof p.then === "function") {
-      return p.then(
-        (r: unknown) => (evs.push({ t0, t1: now(), what: label(text), conn }), r),
-        (e: unknown) => {
-          evs.push({ t0, t1: now(), what: `ERR ${label(text)}`, conn });
-          throw e;
-        },
-      );
-    }
-    return p;
+    if (!isThenable(p)) return p;
+    return p.then(
+      (r) => (evs.push({ t0, t1: now(), what: label(text), conn }), r),
+      (e: unknown) => {
+        evs.push({ t0, t1: now(), what: `ERR ${label(text)}`, conn });
+        throw e;
+      },
+    );
   };
-  const origConnect = pg.Pool.prototype.connect as (...a: any[]) => any;
-  (pg.Pool.prototype as any).connect = function (this: any, ...args: any[]) {
-    if (args.length) return origConnect.apply(this, args);
+  const pool = pg.Pool.prototype as unknown as { connect: Method };
+  const origConnect = pool.connect;
+  pool.connect = function (...args) {
     const t0 = now();
-    return (origConnect.apply(this, args) as Promise<any>).then((c) => {
+    const p = origConnect.apply(this, args);
+    if (args.length || !isThenable(p)) return p; // the callback form: not timed
+    return p.then((c) => {
       evs.push({ t0, t1: now(), what: "pool.connect (wait for a connection, tx)" });
       return c;
     });

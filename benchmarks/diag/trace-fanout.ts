@@ -4,12 +4,13 @@
  * sessions waiting on a lock, during one measured broadcast (or group) round.
  *   node --import tsx benchmarks/diag/trace-fanout.ts [subscribers=1000] [--group] [--concurrency N] [--pool N]
  */
-import pg from "pg";
-import { breakdown, evs, installPgTrace, now } from "./pg-trace.js";
+import { breakdown, installPgTrace, now } from "./pg-trace.js";
 installPgTrace();
+// Imported after the patch, so every pg client troupe makes is traced.
 const { Troupe } = await import("../../src/index.js");
-const { fanSubscriber } = await import("../fanout.js");
+const { createReceiptsSql, fanSubscriber, spawnFanSubscribers } = await import("../fanout.js");
 const { PG_URL, REDIS_URL, dropSchema, freshSchema } = await import("../lib/env.js");
+const { Side, sleep } = await import("./side.js");
 
 const arg = (name: string) => {
   const i = process.argv.indexOf(name);
@@ -32,37 +33,19 @@ const t = new Troupe({
   ...(arg("--pool") ? { poolSize: arg("--pool") } : {}),
   logger: () => {},
 });
-const side = new pg.Pool({ connectionString: PG_URL, max: 3 });
-const q = async (sql: string, p: unknown[] = []) => (await side.query(sql, p)).rows;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const side = new Side(3);
 await t.start();
-await side.query(
-  `CREATE TABLE ${table} (round int, actor_id text, at timestamptz, PRIMARY KEY (round, actor_id))`,
-);
-for (let i = 0; i < SUBS; i += 50)
-  await Promise.all(
-    Array.from({ length: Math.min(50, SUBS - i) }, (_, k) =>
-      t.spawn(
-        fanSubscriber,
-        { mode: GROUP ? "group" : "broadcast", rounds: 3, table },
-        { id: `fan-${i + k}` },
-      ),
-    ),
-  );
-const waiting = async () =>
-  Number(
-    (await q(`SELECT count(*) n FROM "${schema}".actors WHERE status='waiting' AND wait_kind='receive'`))[0]
-      .n,
-  );
-const dbname = (await q("SELECT current_database() d"))[0].d;
+await side.rows(createReceiptsSql(table));
+await spawnFanSubscribers(t, SUBS, { mode: GROUP ? "group" : "broadcast", rounds: 3, table });
+const dbname = (await side.rows<{ d: string }>("SELECT current_database() d"))[0]!.d;
 for (let r = 0; r < 2; r++) {
-  while ((await waiting()) < SUBS) await sleep(50);
+  while ((await side.waiting(schema)) < SUBS) await sleep(50);
   const samples: Record<string, number> = {};
   let nSamples = 0;
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      for (const row of await q(
+      for (const row of await side.rows<{ w: string; n: number }>(
         `SELECT state || coalesce(' / ' || wait_event_type || ':' || wait_event, '') AS w, count(*)::int n
            FROM pg_stat_activity WHERE datname = $1 AND application_name = $2 GROUP BY 1`,
         [dbname, APP],
@@ -78,15 +61,16 @@ for (let r = 0; r < 2; r++) {
   else await t.publish("bench-fan", { round: r });
   let n = 0;
   while (n < SUBS && Date.now() - t0 < 60_000) {
-    n = Number((await q(`SELECT count(*) n FROM ${table} WHERE round = $1`, [r]))[0].n);
+    n = await side.count(`SELECT count(*) n FROM ${table} WHERE round = $1`, [r]);
     if (n < SUBS) await sleep(20);
   }
   const to = now();
   sampling = false;
   await sampler;
-  const last = (
-    await q(`SELECT extract(epoch FROM max(at)) * 1000 AS l FROM ${table} WHERE round = $1`, [r])
-  )[0].l;
+  const [{ l: last } = { l: NaN }] = await side.rows<{ l: number }>(
+    `SELECT extract(epoch FROM max(at)) * 1000 AS l FROM ${table} WHERE round = $1`,
+    [r],
+  );
   console.log(
     `\nround ${r}${r === 0 ? " (warm-up)" : ""}: ${n}/${SUBS} processed, last commit after ${(Number(last) - t0).toFixed(0)} ms`,
   );
@@ -102,5 +86,4 @@ for (let r = 0; r < 2; r++) {
 await t.stop();
 await side.end();
 await dropSchema(schema);
-void evs;
 process.exit(0);

@@ -8,98 +8,36 @@
  *   node --import tsx benchmarks/diag/trace-ping-pong.ts [n=300] [--local] [--slowest]
  *   (--local: in-process wakeups instead of Redis, to separate the wakeup transport)
  */
-import pg from "pg";
 import { Troupe, actor, type ActorContext } from "../../src/index.js";
 import { Worker } from "../../src/engine/worker.js";
 import { RedisWakeups } from "../../src/wakeups/redis-wakeups.js";
 import { Execution } from "../../src/engine/execution.js";
 import { PG_URL, REDIS_URL, dropSchema, freshSchema } from "../lib/env.js";
 import { summarize } from "../lib/stats.js";
+import { evs, installPgTrace, now } from "./pg-trace.js";
 
 const N = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 300);
 const LOCAL = process.argv.includes("--local");
 const WARM = 50;
 
-type Ev = { t0: number; t1: number; what: string; conn?: number };
-const evs: Ev[] = [];
-const now = () => performance.now();
-
-function label(text: string): string {
-  const s = text.replace(/\s+/g, " ").trim();
-  if (/^(BEGIN|COMMIT|ROLLBACK)/.test(s)) return s.split(" ")[0]!;
-  if (s.includes("pg_advisory_xact_lock(") && s.includes("unnest")) return "LOCK_SOURCES_EXCLUSIVE";
-  if (s.includes("INSERT INTO") && s.includes(".messages (channel, data, metadata, sender"))
-    return "publishFromActor";
-  if (s.startsWith("WITH locked AS")) return "DELIVER";
-  if (s.includes("SET status = 'waiting'")) return "suspend UPDATE";
-  if (s.includes("SET journal_version = journal_version + $3") && s.startsWith("UPDATE")) return "FENCE";
-  if (s.startsWith("INSERT INTO") && s.includes(".journal")) return "INSERT journal entries";
-  if (s.includes("SELECT channel, mode, source, cursor FROM")) return "select subscriptions";
-  if (s.includes("SET claimed_by = $2")) return "takePending (claim)";
-  if (s.includes("SET wait_seq = $3 WHERE actor_id")) return "subscriptions SET wait_seq";
-  if (s.startsWith("WITH f AS ( UPDATE") && s.includes("journal_version + $3")) return "APPEND";
-  if (s.includes("SELECT DISTINCT s.source FROM")) return "pendingSources (sweep)";
-  if (s.includes("lease_expires_at = now() +") && s.includes("lease_owner = $1 AND status IN"))
-    return "refreshLeases";
-  if (s.includes("system_locks")) return "system_locks";
-  if (s.includes(".workers")) return "workers heartbeat";
-  if (s.includes(".timers")) return "timers";
-  return s.slice(0, 70);
-}
-
 // ---- patches ---------------------------------------------------------------------------
-let connSeq = 0;
-const connIds = new WeakMap<object, number>();
-const origQuery = pg.Client.prototype.query as (...a: any[]) => any;
-(pg.Client.prototype as any).query = function (this: any, ...args: any[]) {
-  const text: string = typeof args[0] === "string" ? args[0] : (args[0]?.text ?? "");
-  if (!connIds.has(this)) connIds.set(this, ++connSeq);
-  const t0 = now();
-  const conn = connIds.get(this);
-  const cb = args.at(-1);
-  if (typeof cb === "function") {
-    // pg.Pool.query uses the callback form
-    args[args.length - 1] = (err: unknown, res: unknown) => {
-      evs.push({ t0, t1: now(), what: `${err ? "ERR " : ""}${label(text)}`, conn });
-      cb(err, res);
-    };
-    return origQuery.apply(this, args);
-  }
-  const p = origQuery.apply(this, args);
-  if (p && typeof p.then === "function") {
-    return p.then(
-      (r: unknown) => (evs.push({ t0, t1: now(), what: label(text), conn }), r),
-      (e: unknown) => {
-        evs.push({ t0, t1: now(), what: `ERR ${label(text)}`, conn });
-        throw e;
-      },
-    );
-  }
-  return p;
-};
-const origConnect = pg.Pool.prototype.connect as (...a: any[]) => any;
-(pg.Pool.prototype as any).connect = function (this: any, ...args: any[]) {
-  if (args.length) return origConnect.apply(this, args);
-  const t0 = now();
-  return (origConnect.apply(this, args) as Promise<any>).then((c) => {
-    evs.push({ t0, t1: now(), what: "pool.connect (tx)" });
-    return c;
-  });
-};
+installPgTrace();
 const origPub = RedisWakeups.prototype.publish;
-RedisWakeups.prototype.publish = function (this: any, w) {
+RedisWakeups.prototype.publish = function (this: RedisWakeups, w) {
   const t = now();
   evs.push({ t0: t, t1: t, what: `redis PUBLISH ${w.map((x) => `${x.kind}:${x.key}`).join(",")}` });
   return origPub.call(this, w);
 };
-const origDispatch = (RedisWakeups.prototype as any).dispatch;
-(RedisWakeups.prototype as any).dispatch = function (this: any, frame: Buffer) {
+// dispatch is private: reached through its shape.
+const redisProto = RedisWakeups.prototype as unknown as { dispatch(this: RedisWakeups, frame: Buffer): void };
+const origDispatch = redisProto.dispatch;
+redisProto.dispatch = function (frame) {
   const t = now();
   evs.push({ t0: t, t1: t, what: `redis message received (${frame.length} bytes)` });
-  return origDispatch.call(this, frame);
+  origDispatch.call(this, frame);
 };
 const origDeliver = Worker.prototype.deliver;
-Worker.prototype.deliver = async function (this: any, ...args: Parameters<typeof origDeliver>) {
+Worker.prototype.deliver = async function (this: Worker, ...args: Parameters<typeof origDeliver>) {
   const [sources, sticky] = args;
   const t0 = now();
   const n = await origDeliver.apply(this, args);
@@ -107,7 +45,7 @@ Worker.prototype.deliver = async function (this: any, ...args: Parameters<typeof
   return n;
 };
 const origResume = Execution.prototype.resume;
-Execution.prototype.resume = function (this: any, row, entry) {
+Execution.prototype.resume = function (this: Execution, row, entry) {
   const ok = origResume.call(this, row, entry);
   const t = now();
   evs.push({ t0: t, t1: t, what: `resume ${row.id} in memory: ${ok}` });

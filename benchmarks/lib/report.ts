@@ -97,8 +97,9 @@ export async function writeResult(
   command: string,
 ): Promise<{ json: string; svg: string }> {
   await mkdir(RESULTS_DIR, { recursive: true });
-  const stamp = machine.date.replace(/[:.]/g, "-");
-  const base = join(RESULTS_DIR, `${r.scenario}-${stamp}`);
+  // One name per scenario, overwritten by every run: the latest run is what the docs show,
+  // earlier runs are in git history (the run's date is inside the JSON, under machine.date).
+  const base = join(RESULTS_DIR, r.scenario);
   const json = `${base}.json`;
   const svg = `${base}.svg`;
   await writeFile(json, JSON.stringify({ ...r, command, machine, ceilings }, null, 2) + "\n");

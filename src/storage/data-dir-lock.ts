@@ -205,6 +205,7 @@ function releaseAllSync(): void {
   held.clear();
 }
 
-function errorCode(error: unknown): string | undefined {
+/** The code of a Node system error (ENOENT, EEXIST …), if it is one. */
+export function errorCode(error: unknown): string | undefined {
   return typeof error === "object" && error !== null && "code" in error ? String(error.code) : undefined;
 }
