@@ -1,22 +1,23 @@
-export {
-  Troupe,
-  type HistoryEntry,
-  type SpawnOptions,
-  type SendOptions,
-  type TroupeEvents,
-  type TroupeStats,
-  type ScheduleInfo,
-  type ScheduleOptions,
-} from "./troupe.js";
+export { Troupe } from "./troupe.js";
 export type {
   ActorInfo,
   ActorStatus,
   ChannelMode,
+  ChannelSummary,
+  ChannelsOptions,
   CompensationOutcome,
   CompensationRecord,
   DatabaseLockHolder,
+  HistoryEntry,
   ListFilter,
   RecordedError,
+  ScheduleInfo,
+  ScheduleOptions,
+  SendOptions,
+  SpawnOptions,
+  TroupeEvents,
+  TroupeStats,
+  WorkerSummary,
 } from "./api/types.js";
 export { channel, type Channel, type ChannelLike, type Message, type Schema } from "./channels.js";
 export { actor, type ActorDefinition, type ActorFn, type ActorOptions } from "./actor.js";
@@ -103,7 +104,4 @@ export {
   DEFAULT_DASHBOARD_PORT,
   type Dashboard,
   type DashboardOptions,
-  type ChannelSummary,
-  type WorkerSummary,
 } from "./dashboard/index.js";
-export type { ChannelsOptions } from "./client/operations.js";
