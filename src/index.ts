@@ -68,7 +68,6 @@ export {
   IngestError,
 } from "./api/errors.js";
 export type { CloudEvent, CloudEventInput } from "./outbox/cloudevent.js";
-export type { OutboxStore } from "./storage/outbox-store.js";
 export type { OutboxEntry, OutboxStatus } from "./outbox/outbox-entry.js";
 export {
   OutboxRelay,
@@ -79,25 +78,23 @@ export {
 export { httpSink, type HttpSinkOptions } from "./outbox/http-sink.js";
 export type { OutboxSink, SendInfo } from "./outbox/sink.js";
 export { createServer, TroupeServer, type ServerOptions } from "./serve/server.js";
-export {
-  readStream,
-  type StreamEvent,
-  type JournalStreamEvent,
-  type MessageStreamEvent,
-  type ReadStreamOptions,
-  type StreamPage,
+// The stream and projections are Troupe methods (readStream, runProjection, catchUp,
+// projectionPosition, resetProjection); their functions take internal stores, so only the
+// types are exported.
+export type {
+  StreamEvent,
+  JournalStreamEvent,
+  MessageStreamEvent,
+  ReadStreamOptions,
+  StreamPage,
 } from "./stream/event-stream.js";
 export { STREAM_START, comparePositions, type StreamPosition } from "./stream/position.js";
-export {
-  catchUp,
-  runProjection,
-  projectionPosition,
-  resetProjection,
-  type CatchUpOptions,
-  type ProjectionOptions,
-  type ProjectionHandler,
-  type ProjectionProgress,
-  type BatchInfo,
+export type {
+  CatchUpOptions,
+  ProjectionOptions,
+  ProjectionHandler,
+  ProjectionProgress,
+  BatchInfo,
 } from "./stream/projection.js";
 export {
   startDashboard,

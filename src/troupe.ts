@@ -391,15 +391,6 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     return this.worker?.snapshot() ?? null;
   }
 
-  /**
-   * The storage layer (not part of the API).
-   * @deprecated Tests reach storage through test/support/internals.ts (src/internal/), tools
-   * through Troupe's methods; this getter goes once its last callers moved.
-   */
-  get _storage(): Storage {
-    return this.requireStorage("_storage");
-  }
-
   // ---- operations (tools)
   /** Channels with their subscribers and backlog, by name, a page at a time (`nextCursor`). */
   async channels(options?: ChannelsOptions): Promise<{ items: ChannelSummary[]; nextCursor?: string }> {
