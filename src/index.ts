@@ -30,7 +30,7 @@ export type {
   CompensationInfo,
   StepTransaction,
   MessageWriter,
-} from "./engine/context.js";
+} from "./api/actor-context.js";
 export type { AttemptInfo, RetryPolicy } from "./engine/retry.js";
 export { ActorRef } from "./ref.js";
 export type { TroupeOptions, Logger, LogLevel } from "./options.js";

@@ -31,7 +31,7 @@ import {
 import { ContextPropagation } from "./context-propagation.js";
 import { openDatabase, openWakeups, workerConfig } from "./client/connect.js";
 import { ActorLifecycle } from "./client/lifecycle.js";
-import type { ClientContext } from "./client/context.js";
+import type { ClientDeps } from "./client/troupe-deps.js";
 import { FinishedWaiters } from "./client/finished-waiters.js";
 import { listen } from "./client/listening.js";
 import { Queries } from "./client/queries.js";
@@ -84,7 +84,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     this.log = options.logger ?? defaultLogger;
     this.workerId = options.workerId ?? `${hostname()}-${process.pid}-${nanoid(6)}`;
     this.actors = new ActorRegistry(this.registry);
-    const client: ClientContext = {
+    const deps: ClientDeps = {
       storage: (what) => this.requireStorage(what),
       wake: (wakeups) => this.wakeups?.publish(wakeups),
       maxPayloadBytes: this.opts.maxPayloadBytes,
@@ -94,11 +94,11 @@ export class Troupe extends EventEmitter<TroupeEvents> {
         this.emit("actor:cancelled", { actorId, reason });
       },
     };
-    this.lifecycle = new ActorLifecycle(client, (id) => this.ref(id));
-    this.queries = new Queries(client);
-    this.scheduling = new Schedules(client);
-    this.messaging = new ClientMessaging(client);
-    this.streams = new Streams(client);
+    this.lifecycle = new ActorLifecycle(deps, (id) => this.ref(id));
+    this.queries = new Queries(deps);
+    this.scheduling = new Schedules(deps);
+    this.messaging = new ClientMessaging(deps);
+    this.streams = new Streams(deps);
     bindStorage(this, () => this.requireStorage("storageOf"));
     for (const def of options.actors ?? []) this.register(def);
   }

@@ -7,12 +7,12 @@ import { checkName, checkText } from "../names.js";
 import type { ActorRef } from "../ref.js";
 import type { ActorRow } from "../storage/rows.js";
 import type { SpawnOptions } from "../api/types.js";
-import type { ClientContext } from "./context.js";
+import type { ClientDeps } from "./troupe-deps.js";
 
 /** Starting and cancelling actors from outside any actor. */
 export class ActorLifecycle {
   constructor(
-    private readonly c: ClientContext,
+    private readonly c: ClientDeps,
     private readonly ref: <O>(id: string) => ActorRef<O>,
   ) {}
 

@@ -5,7 +5,7 @@ import { WakeAfterCommit } from "../messaging/wake.js";
 import { DEFAULT_SOURCE } from "../outbox/outbox-entry.js";
 import { prepareEvent, type CloudEventInput } from "../outbox/cloudevent.js";
 import type { Wakeup } from "../wakeups/wakeups.js";
-import type { ClientContext } from "./context.js";
+import type { ClientDeps } from "./troupe-deps.js";
 
 /**
  * troupe.publish / send / broadcast / emitEvent: messages and events from code outside
@@ -13,7 +13,7 @@ import type { ClientContext } from "./context.js";
  * committed when it returns, so its wakeups go out right after it.
  */
 export class ClientMessaging {
-  constructor(private readonly host: ClientContext) {}
+  constructor(private readonly host: ClientDeps) {}
 
   /** Publishes to a broadcast or competing channel. Returns the message id. */
   async publish<T>(ch: ChannelLike<T>, data: T, opts?: SendOptions): Promise<{ id: string }> {

@@ -5,11 +5,11 @@ import { checkName } from "../names.js";
 import { actorInfo, type ActorInfo } from "../ref.js";
 import type { ListFilter } from "../storage/list-query.js";
 import type { HistoryEntry, TroupeStats } from "../api/types.js";
-import type { ClientContext } from "./context.js";
+import type { ClientDeps } from "./troupe-deps.js";
 
 /** Reading actors, their journals, counts and groups (Troupe's read methods). */
 export class Queries {
-  constructor(private readonly c: ClientContext) {}
+  constructor(private readonly c: ClientDeps) {}
 
   /** See Troupe.get. */
   async get(id: string): Promise<ActorInfo | null> {

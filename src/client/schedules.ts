@@ -6,7 +6,7 @@ import { ValidationError } from "../errors.js";
 import { checkName } from "../names.js";
 import type { ScheduleRow } from "../storage/schedule-store.js";
 import type { ScheduleInfo, ScheduleOptions } from "../api/types.js";
-import type { ClientContext } from "./context.js";
+import type { ClientDeps } from "./troupe-deps.js";
 
 function scheduleInfo(r: ScheduleRow): ScheduleInfo {
   return {
@@ -23,7 +23,7 @@ function scheduleInfo(r: ScheduleRow): ScheduleInfo {
 
 /** Recurring actors: defining, removing and listing schedules (the leader runs them). */
 export class Schedules {
-  constructor(private readonly c: ClientContext) {}
+  constructor(private readonly c: ClientDeps) {}
 
   /** See Troupe.schedule. */
   async schedule(name: string, options: ScheduleOptions): Promise<ScheduleInfo> {

@@ -14,10 +14,10 @@ import {
   type ProjectionOptions,
   type ProjectionProgress,
 } from "../stream/projection.js";
-import type { ClientContext } from "./context.js";
+import type { ClientDeps } from "./troupe-deps.js";
 
 export class Streams {
-  constructor(private readonly c: ClientContext) {}
+  constructor(private readonly c: ClientDeps) {}
 
   /** See Troupe.readStream. */
   read(opts: ReadStreamOptions): Promise<StreamPage> {

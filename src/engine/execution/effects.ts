@@ -6,7 +6,7 @@ import { prepareEvent, type CloudEventInput } from "../../outbox/cloudevent.js";
 import { ephemeralMessage } from "../../messaging/ephemeral.js";
 import { writeFromActor } from "../../messaging/from-actor.js";
 import { prepareOutgoing } from "../../messaging/outgoing.js";
-import type { PublishOptions } from "../context.js";
+import type { PublishOptions } from "../../api/actor-context.js";
 import type { Execution } from "./execution.js";
 import { forever } from "./failures.js";
 

@@ -12,7 +12,7 @@ import { CancelRequested, type WaitSpec } from "../../storage/actor-store.js";
 import type { ActorRow, Fence, JournalEntry } from "../../storage/rows.js";
 import type { Storage } from "../../storage/storage.js";
 import type { Wakeup } from "../../wakeups/wakeups.js";
-import type { ActorContext } from "../context.js";
+import type { ActorContext } from "../../api/actor-context.js";
 import { JournalReader } from "../journal-reader.js";
 import { Activation, type ActivationEnding, type ActivationResult } from "./activation.js";
 import { runCompensations, type Compensation } from "./compensation.js";

@@ -5,7 +5,7 @@ import { toMillis } from "../../duration.js";
 import { LockLostError, StepTimeoutError, TroupeError, ValidationError, recordError } from "../../errors.js";
 import { checkLabel } from "../../names.js";
 import type { JournalEntry } from "../../storage/rows.js";
-import type { StepOptions, StepTransaction, TransactionOptions } from "../context.js";
+import type { StepOptions, StepTransaction, TransactionOptions } from "../../api/actor-context.js";
 import { resolveRetry, runWithRetry, type AttemptInfo } from "../retry.js";
 import { openStepTransaction, type StepTransactionScope } from "../step-transaction.js";
 import type { Execution } from "./execution.js";

@@ -5,7 +5,7 @@ import { toMillis } from "../../duration.js";
 import { ValidationError, errorFromRecord, recordError } from "../../errors.js";
 import type { WaitSpec } from "../../storage/actor-store.js";
 import type { JournalEntry } from "../../storage/rows.js";
-import type { ReceiveOptions } from "../context.js";
+import type { ReceiveOptions } from "../../api/actor-context.js";
 import type { Execution } from "./execution.js";
 import { isJournaledError } from "./failures.js";
 
