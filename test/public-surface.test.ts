@@ -216,6 +216,15 @@ interface DocumentedTypes {
   ScheduleInfo: T.ScheduleInfo;
   StreamEvent: T.StreamEvent;
   TroupeStats: T.TroupeStats;
+  ChannelSummary: T.ChannelSummary;
+  ChannelsOptions: T.ChannelsOptions;
+  WorkerSummary: T.WorkerSummary;
+  OutboxEntry: T.OutboxEntry;
+  ReadStreamOptions: T.ReadStreamOptions;
+  StreamPage: T.StreamPage;
+  ProjectionOptions: T.ProjectionOptions;
+  CatchUpOptions: T.CatchUpOptions;
+  ProjectionProgress: T.ProjectionProgress;
   // Not named in docs/api.md but public since issue 11: the types of documented arguments.
   ListFilter: T.ListFilter;
   ScheduleOptions: T.ScheduleOptions;
@@ -237,6 +246,15 @@ const DOCUMENTED_TYPES: Record<keyof DocumentedTypes, true> = {
   ScheduleInfo: true,
   StreamEvent: true,
   TroupeStats: true,
+  ChannelSummary: true,
+  ChannelsOptions: true,
+  WorkerSummary: true,
+  OutboxEntry: true,
+  ReadStreamOptions: true,
+  StreamPage: true,
+  ProjectionOptions: true,
+  CatchUpOptions: true,
+  ProjectionProgress: true,
   ListFilter: true,
   ScheduleOptions: true,
   ErrorCode: true,
