@@ -1,4 +1,4 @@
-import type { ActorContext } from "./engine/context.js";
+import type { ActorContext } from "./api/actor-context.js";
 import { optionsArg } from "./arguments.js";
 import { ValidationError } from "./errors.js";
 import { checkName } from "./names.js";

@@ -1,22 +1,23 @@
-export {
-  Troupe,
-  type HistoryEntry,
-  type SpawnOptions,
-  type SendOptions,
-  type TroupeEvents,
-  type TroupeStats,
-  type ScheduleInfo,
-  type ScheduleOptions,
-} from "./troupe.js";
+export { Troupe } from "./troupe.js";
 export type {
   ActorInfo,
   ActorStatus,
   ChannelMode,
+  ChannelSummary,
+  ChannelsOptions,
   CompensationOutcome,
   CompensationRecord,
   DatabaseLockHolder,
+  HistoryEntry,
   ListFilter,
   RecordedError,
+  ScheduleInfo,
+  ScheduleOptions,
+  SendOptions,
+  SpawnOptions,
+  TroupeEvents,
+  TroupeStats,
+  WorkerSummary,
 } from "./api/types.js";
 export { channel, type Channel, type ChannelLike, type Message, type Schema } from "./channels.js";
 export { actor, type ActorDefinition, type ActorFn, type ActorOptions } from "./actor.js";
@@ -29,7 +30,7 @@ export type {
   CompensationInfo,
   StepTransaction,
   MessageWriter,
-} from "./engine/context.js";
+} from "./api/actor-context.js";
 export type { AttemptInfo, RetryPolicy } from "./engine/retry.js";
 export { ActorRef } from "./ref.js";
 export type { TroupeOptions, Logger, LogLevel } from "./options.js";
@@ -67,7 +68,6 @@ export {
   IngestError,
 } from "./api/errors.js";
 export type { CloudEvent, CloudEventInput } from "./outbox/cloudevent.js";
-export type { OutboxStore } from "./storage/outbox-store.js";
 export type { OutboxEntry, OutboxStatus } from "./outbox/outbox-entry.js";
 export {
   OutboxRelay,
@@ -78,32 +78,27 @@ export {
 export { httpSink, type HttpSinkOptions } from "./outbox/http-sink.js";
 export type { OutboxSink, SendInfo } from "./outbox/sink.js";
 export { createServer, TroupeServer, type ServerOptions } from "./serve/server.js";
-export {
-  readStream,
-  type StreamEvent,
-  type JournalStreamEvent,
-  type MessageStreamEvent,
-  type ReadStreamOptions,
-  type StreamPage,
+// The stream and projections are Troupe methods (readStream, runProjection, catchUp,
+// projectionPosition, resetProjection); their functions take internal stores, so only the
+// types are exported.
+export type {
+  StreamEvent,
+  JournalStreamEvent,
+  MessageStreamEvent,
+  ReadStreamOptions,
+  StreamPage,
 } from "./stream/event-stream.js";
 export { STREAM_START, comparePositions, type StreamPosition } from "./stream/position.js";
-export {
-  catchUp,
-  runProjection,
-  projectionPosition,
-  resetProjection,
-  type CatchUpOptions,
-  type ProjectionOptions,
-  type ProjectionHandler,
-  type ProjectionProgress,
-  type BatchInfo,
+export type {
+  CatchUpOptions,
+  ProjectionOptions,
+  ProjectionHandler,
+  ProjectionProgress,
+  BatchInfo,
 } from "./stream/projection.js";
 export {
   startDashboard,
   DEFAULT_DASHBOARD_PORT,
   type Dashboard,
   type DashboardOptions,
-  type ChannelSummary,
-  type WorkerSummary,
 } from "./dashboard/index.js";
-export type { ChannelsOptions } from "./client/operations.js";

@@ -4,6 +4,7 @@ import type { ActorDefinition } from "./actor.js";
 import type { ContextCodec } from "./context-propagation.js";
 import { toMillis, type Duration } from "./duration.js";
 import { ValidationError } from "./errors.js";
+import { checkName } from "./names.js";
 import { validateSchemaName } from "./storage/sql.js";
 import type { OutboxRelayOptions } from "./outbox/relay.js";
 
@@ -80,6 +81,47 @@ export interface TroupeOptions {
    * `{ sink: httpSink({ url }) }`. Any number of processes may relay; none sends an event twice.
    */
   outbox?: OutboxRelayOptions;
+}
+
+/** Troupe's logger unless `logger` is given: warnings and errors to stderr. */
+export const defaultLogger: Logger = (level, msg, fields) => {
+  if (level === "warn" || level === "error") console.error(`[troupe] ${level}: ${msg}`, fields ?? "");
+};
+
+/**
+ * The Troupe constructor's checks, in order, and its resolved options: every mistake in the
+ * options fails at construction, not later and far from its cause.
+ */
+export function checkTroupeOptions(options: TroupeOptions): ResolvedOptions {
+  if (typeof options !== "object" || options === null)
+    throw new ValidationError("Troupe options must be an object");
+  validateConstructorOptions(options);
+  const resolved = resolveOptions(options);
+  if (options.context !== undefined && !Array.isArray(options.context))
+    throw new ValidationError("context must be an array of codecs");
+  chooseDatabase(options.database);
+  return resolved;
+}
+
+/** Options whose mistakes would otherwise surface later, far from their cause. */
+function validateConstructorOptions(o: TroupeOptions): void {
+  if (o.actors !== undefined && !Array.isArray(o.actors))
+    throw new ValidationError("actors must be an array of actor() definitions");
+  if (o.redis !== undefined) {
+    const r = o.redis as unknown;
+    const isClient =
+      typeof r === "object" && r !== null && typeof (r as { duplicate?: unknown }).duplicate === "function";
+    if (!(typeof r === "string" && /^rediss?:\/\//.test(r)) && !isClient) {
+      throw new ValidationError("redis must be a redis:// (or rediss://) URL or an ioredis client");
+    }
+  }
+  if (o.logger !== undefined && typeof o.logger !== "function")
+    throw new ValidationError("logger must be a function");
+  if (o.workerId !== undefined) checkName(o.workerId, "workerId", 200);
+  for (const k of ["migrate", "worker", "preparedStatements"] as const) {
+    if (o[k] !== undefined && typeof o[k] !== "boolean")
+      throw new ValidationError(`${k} must be true or false`);
+  }
 }
 
 /**

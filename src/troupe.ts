@@ -2,96 +2,55 @@ import { EventEmitter } from "eventemitter3";
 import { hostname } from "node:os";
 import { nanoid } from "nanoid";
 import type { ActorDefinition } from "./actor.js";
+import type {
+  ActorInfo,
+  ChannelSummary,
+  ChannelsOptions,
+  HistoryEntry,
+  ListFilter,
+  ScheduleInfo,
+  ScheduleOptions,
+  SendOptions,
+  SpawnOptions,
+  TroupeEvents,
+  TroupeStats,
+  WorkerSummary,
+} from "./api/types.js";
 import type { ChannelLike } from "./channels.js";
-import { NotStartedError, ValidationError } from "./errors.js";
+import { NotStartedError } from "./errors.js";
 import { Worker } from "./engine/worker/worker.js";
 import { debugPointsFor } from "./internal/debug-points.js";
 import { checkName } from "./names.js";
 import {
-  chooseDatabase,
-  resolveOptions,
+  checkTroupeOptions,
+  defaultLogger,
   type Logger,
   type ResolvedOptions,
   type TroupeOptions,
 } from "./options.js";
 import { ContextPropagation } from "./context-propagation.js";
-import { openDatabase, openWakeups } from "./client/connect.js";
-import { ActorLifecycle, type SpawnOptions } from "./client/lifecycle.js";
-import type { ClientContext } from "./client/context.js";
+import { openDatabase, openWakeups, workerConfig } from "./client/connect.js";
+import { ActorLifecycle } from "./client/lifecycle.js";
+import type { ClientDeps } from "./client/troupe-deps.js";
 import { FinishedWaiters } from "./client/finished-waiters.js";
 import { listen } from "./client/listening.js";
-import { Queries, type HistoryEntry, type TroupeStats } from "./client/queries.js";
+import { Queries } from "./client/queries.js";
 import { ActorRegistry } from "./client/registry.js";
-import { Schedules, type ScheduleInfo, type ScheduleOptions } from "./client/schedules.js";
+import { Schedules } from "./client/schedules.js";
 import { bindStorage } from "./internal/storage-access.js";
-import {
-  readStream as readEventStream,
-  type ReadStreamOptions,
-  type StreamPage,
-} from "./stream/event-stream.js";
+import type { ReadStreamOptions, StreamPage } from "./stream/event-stream.js";
 import type { StreamPosition } from "./stream/position.js";
-import {
-  catchUp as catchUpProjection,
-  projectionPosition as storedProjectionPosition,
-  resetProjection as resetStoredProjection,
-  runProjection as runStoredProjection,
-  type CatchUpOptions,
-  type ProjectionOptions,
-  type ProjectionProgress,
-} from "./stream/projection.js";
+import type { CatchUpOptions, ProjectionOptions, ProjectionProgress } from "./stream/projection.js";
+import { Streams } from "./client/streams.js";
 import { Listeners, type Listener } from "./listeners.js";
 import { ClientMessaging } from "./client/messaging.js";
-import type { SendOptions } from "./messaging/outgoing.js";
-import { ActorRef, type ActorInfo } from "./ref.js";
+import { ActorRef } from "./ref.js";
 import type { OutboxEntry, OutboxStatus } from "./outbox/outbox-entry.js";
 import type { CloudEventInput } from "./outbox/cloudevent.js";
 import { OutboxRelay, type OutboxRelayOptions } from "./outbox/relay.js";
 import * as operations from "./client/operations.js";
-import type { ChannelSummary, WorkerSummary } from "./storage/read-model-store.js";
-import type { ListFilter } from "./storage/list-query.js";
 import { Storage } from "./storage/storage.js";
 import type { Wakeups } from "./wakeups/wakeups.js";
-
-// The types of Troupe's methods live beside their logic in src/client/; re-exported here
-// because they have always been importable from this module.
-export type { HistoryEntry, TroupeStats } from "./client/queries.js";
-export type { SpawnOptions } from "./client/lifecycle.js";
-export type { ScheduleInfo, ScheduleOptions } from "./client/schedules.js";
-
-export type { SendOptions } from "./messaging/outgoing.js";
-
-/** Events a Troupe emits (namespaced): subscribe with troupe.on(name, handler). */
-export interface TroupeEvents {
-  "actor:completed": (e: { actorId: string }) => void;
-  "actor:failed": (e: { actorId: string; error: unknown }) => void;
-  "actor:cancelled": (e: { actorId: string; reason: string | null }) => void;
-  error: (err: Error) => void;
-}
-
-const defaultLogger: Logger = (level, msg, fields) => {
-  if (level === "warn" || level === "error") console.error(`[troupe] ${level}: ${msg}`, fields ?? "");
-};
-
-/** Options whose mistakes would otherwise surface later, far from their cause. */
-function validateConstructorOptions(o: TroupeOptions): void {
-  if (o.actors !== undefined && !Array.isArray(o.actors))
-    throw new ValidationError("actors must be an array of actor() definitions");
-  if (o.redis !== undefined) {
-    const r = o.redis as unknown;
-    const isClient =
-      typeof r === "object" && r !== null && typeof (r as { duplicate?: unknown }).duplicate === "function";
-    if (!(typeof r === "string" && /^rediss?:\/\//.test(r)) && !isClient) {
-      throw new ValidationError("redis must be a redis:// (or rediss://) URL or an ioredis client");
-    }
-  }
-  if (o.logger !== undefined && typeof o.logger !== "function")
-    throw new ValidationError("logger must be a function");
-  if (o.workerId !== undefined) checkName(o.workerId, "workerId", 200);
-  for (const k of ["migrate", "worker", "preparedStatements"] as const) {
-    if (o[k] !== undefined && typeof o[k] !== "boolean")
-      throw new ValidationError(`${k} must be true or false`);
-  }
-}
 
 /**
  * A troupe worker: owns the storage connection, the wakeup transport and a worker that
@@ -115,24 +74,31 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   private readonly lifecycle: ActorLifecycle;
   private readonly queries: Queries;
   private readonly scheduling: Schedules;
+  private readonly messaging: ClientMessaging;
+  private readonly streams: Streams;
 
   constructor(private readonly options: TroupeOptions = {}) {
     super();
-    if (typeof options !== "object" || options === null)
-      throw new ValidationError("Troupe options must be an object");
-    validateConstructorOptions(options);
-    this.opts = resolveOptions(options);
-    if (options.context !== undefined && !Array.isArray(options.context))
-      throw new ValidationError("context must be an array of codecs");
+    this.opts = checkTroupeOptions(options);
     this.propagation = new ContextPropagation(options.context ?? []);
-    chooseDatabase(options.database); // validate now: bad input fails at construction
     this.log = options.logger ?? defaultLogger;
     this.workerId = options.workerId ?? `${hostname()}-${process.pid}-${nanoid(6)}`;
     this.actors = new ActorRegistry(this.registry);
-    const client = this.clientContext();
-    this.lifecycle = new ActorLifecycle(client, (id) => this.ref(id));
-    this.queries = new Queries(client);
-    this.scheduling = new Schedules(client);
+    const deps: ClientDeps = {
+      storage: (what) => this.requireStorage(what),
+      wake: (wakeups) => this.wakeups?.publish(wakeups),
+      maxPayloadBytes: this.opts.maxPayloadBytes,
+      propagation: this.propagation,
+      actors: this.actors,
+      cancelled: (actorId, reason) => {
+        this.emit("actor:cancelled", { actorId, reason });
+      },
+    };
+    this.lifecycle = new ActorLifecycle(deps, (id) => this.ref(id));
+    this.queries = new Queries(deps);
+    this.scheduling = new Schedules(deps);
+    this.messaging = new ClientMessaging(deps);
+    this.streams = new Streams(deps);
     bindStorage(this, () => this.requireStorage("storageOf"));
     for (const def of options.actors ?? []) this.register(def);
   }
@@ -146,19 +112,6 @@ export class Troupe extends EventEmitter<TroupeEvents> {
   register(def: ActorDefinition): this {
     this.actors.register(def);
     return this;
-  }
-
-  private clientContext(): ClientContext {
-    return {
-      storage: (what) => this.requireStorage(what),
-      wake: (wakeups) => this.wakeups?.publish(wakeups),
-      maxPayloadBytes: this.opts.maxPayloadBytes,
-      propagation: this.propagation,
-      actors: this.actors,
-      cancelled: (actorId, reason) => {
-        this.emit("actor:cancelled", { actorId, reason });
-      },
-    };
   }
 
   /** Opens storage, migrates (unless migrate: false), connects wakeups and starts the worker. Idempotent. */
@@ -184,7 +137,7 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     );
     this.messageListeners = listeners;
     this.wakeups.onWakeup((w) => {
-      if (w.kind === "finished") this.notifyFinished(w.key);
+      if (w.kind === "finished") this.finished.notify(w.key);
       else if (w.kind === "channel" || w.kind === "ephemeral") listeners.onWakeup(w);
     });
     await this.wakeups.start();
@@ -194,21 +147,13 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     }
     if (this.options.worker === false) return;
 
-    this.worker = new Worker(this.storage, this.wakeups, this.registry, {
-      id: this.workerId,
-      concurrency: this.opts.concurrency,
-      leaseMs: this.opts.leaseMs,
-      pollMs: this.opts.pollMs,
-      maxPayloadBytes: this.opts.maxPayloadBytes,
-      maxParked: this.opts.maxParked,
-      shutdownMs: this.opts.shutdownMs,
-      messageRetentionMs: this.opts.messageRetentionMs,
-      actorRetentionMs: this.opts.actorRetentionMs,
+    const config = workerConfig(this.workerId, this.opts, {
       log: this.log,
       debugPoint: debugPointsFor(this),
       propagation: this.propagation,
       emit: (event, payload) => this.emit(event as "actor:completed", payload as { actorId: string }),
     });
+    this.worker = new Worker(this.storage, this.wakeups, this.registry, config);
     await this.worker.start();
   }
 
@@ -266,39 +211,15 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     return this.lifecycle.cancel(id, reason);
   }
 
-  private getRow(id: string) {
-    return this.lifecycle.row(id);
-  }
-
-  private waitFinished(id: string, ms: number): Promise<void> {
-    return this.finished.wait(id, ms);
-  }
-
-  private notifyFinished(id: string): void {
-    this.finished.notify(id);
-  }
-
   /** A handle on an actor by id (no database access until you use it). */
   ref<O = unknown>(id: string): ActorRef<O> {
     checkName(id, "actor id", 255);
     return new ActorRef<O>(id, {
-      getRow: (i) => this.getRow(i),
-      waitFinished: (i, ms) => this.waitFinished(i, ms),
+      getRow: (i) => this.lifecycle.row(i),
+      waitFinished: (i, ms) => this.finished.wait(i, ms),
       send: (i, ch, data, o) => this.send(i, ch, data, o),
       cancel: (i, r) => this.cancel(i, r),
     });
-  }
-
-  // ---- messaging from outside actors (client/messaging.ts) ---------------------------
-
-  private clientMessaging: ClientMessaging | undefined;
-  private get messaging(): ClientMessaging {
-    return (this.clientMessaging ??= new ClientMessaging({
-      storage: (what) => this.requireStorage(what),
-      wakeups: () => this.wakeups,
-      maxPayloadBytes: this.opts.maxPayloadBytes,
-      propagation: this.propagation,
-    }));
   }
 
   /** Publishes to a broadcast or competing channel. Returns the message id. */
@@ -433,25 +354,25 @@ export class Troupe extends EventEmitter<TroupeEvents> {
    * after a position, in an order that never skips a row committed later.
    */
   async readStream(opts: ReadStreamOptions = {}): Promise<StreamPage> {
-    return readEventStream(this.requireStorage("readStream").stream, opts);
+    return this.streams.read(opts);
   }
 
   /** Follows the stream as the named projection until `opts.signal` aborts (at least once, resumable by name). */
   async runProjection(opts: ProjectionOptions): Promise<ProjectionProgress> {
-    return runStoredProjection(this.requireStorage("runProjection"), opts);
+    return this.streams.run(opts);
   }
 
   /** Handles what is readable now for the named projection, then returns. */
   async catchUp(opts: CatchUpOptions): Promise<ProjectionProgress> {
-    return catchUpProjection(this.requireStorage("catchUp"), opts);
+    return this.streams.catchUp(opts);
   }
 
   async projectionPosition(name: string): Promise<StreamPosition | null> {
-    return storedProjectionPosition(this.requireStorage("projectionPosition"), name);
+    return this.streams.position(name);
   }
 
   async resetProjection(name: string, position?: StreamPosition): Promise<void> {
-    return resetStoredProjection(this.requireStorage("resetProjection"), name, position);
+    return this.streams.reset(name, position);
   }
 
   /**
@@ -470,20 +391,9 @@ export class Troupe extends EventEmitter<TroupeEvents> {
     return this.worker?.snapshot() ?? null;
   }
 
-  /**
-   * The storage layer (not part of the API).
-   * @deprecated Tests reach storage through test/support/internals.ts (src/internal/), tools
-   * through Troupe's methods; this getter goes once its last callers moved.
-   */
-  get _storage(): Storage {
-    return this.requireStorage("_storage");
-  }
-
   // ---- operations (tools)
   /** Channels with their subscribers and backlog, by name, a page at a time (`nextCursor`). */
-  async channels(
-    options?: operations.ChannelsOptions,
-  ): Promise<{ items: ChannelSummary[]; nextCursor?: string }> {
+  async channels(options?: ChannelsOptions): Promise<{ items: ChannelSummary[]; nextCursor?: string }> {
     return operations.channels(this.requireStorage("channels"), options);
   }
   /** The worker registry, with the leader. */

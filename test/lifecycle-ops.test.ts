@@ -18,7 +18,7 @@ import {
   type Troupe,
   type TroupeError,
 } from "../src/index.js";
-import type { ScheduleInfo } from "../src/troupe.js";
+import type { ScheduleInfo } from "../src/api/types.js";
 import { advanceSchedules } from "../src/engine/schedules.js";
 import { WorkerProcess as Child } from "./support/worker-processes.js";
 import {

@@ -216,6 +216,15 @@ interface DocumentedTypes {
   ScheduleInfo: T.ScheduleInfo;
   StreamEvent: T.StreamEvent;
   TroupeStats: T.TroupeStats;
+  ChannelSummary: T.ChannelSummary;
+  ChannelsOptions: T.ChannelsOptions;
+  WorkerSummary: T.WorkerSummary;
+  OutboxEntry: T.OutboxEntry;
+  ReadStreamOptions: T.ReadStreamOptions;
+  StreamPage: T.StreamPage;
+  ProjectionOptions: T.ProjectionOptions;
+  CatchUpOptions: T.CatchUpOptions;
+  ProjectionProgress: T.ProjectionProgress;
   // Not named in docs/api.md but public since issue 11: the types of documented arguments.
   ListFilter: T.ListFilter;
   ScheduleOptions: T.ScheduleOptions;
@@ -237,6 +246,15 @@ const DOCUMENTED_TYPES: Record<keyof DocumentedTypes, true> = {
   ScheduleInfo: true,
   StreamEvent: true,
   TroupeStats: true,
+  ChannelSummary: true,
+  ChannelsOptions: true,
+  WorkerSummary: true,
+  OutboxEntry: true,
+  ReadStreamOptions: true,
+  StreamPage: true,
+  ProjectionOptions: true,
+  CatchUpOptions: true,
+  ProjectionProgress: true,
   ListFilter: true,
   ScheduleOptions: true,
   ErrorCode: true,
@@ -257,12 +275,27 @@ const DOCUMENTED_VALUES = [
   "createServer",
   "TroupeServer",
   "OutboxRelay",
+  "startDashboard",
+];
+
+/**
+ * Troupe's methods that replaced free functions or the `outbox` getter (issue 11): the free
+ * functions took internal stores users could not build, so they are methods and not exports.
+ */
+const TROUPE_METHODS = [
   "readStream",
   "catchUp",
   "runProjection",
   "projectionPosition",
   "resetProjection",
-  "startDashboard",
+  "outboxCounts",
+  "outboxDeadLetters",
+  "outboxEvent",
+  "redriveOutbox",
+  "createOutboxRelay",
+  "ping",
+  "channels",
+  "workers",
 ];
 
 /** PascalCase names in docs/api.md's code that are not troupe's: built-ins and the examples' own values. */
@@ -305,6 +338,13 @@ describe("documented names", () => {
 
   test("documented functions and classes are exported", () => {
     for (const name of DOCUMENTED_VALUES) assert.equal(typeof api[name], "function", name);
+    const proto = entry.Troupe.prototype as unknown as Record<string, unknown>;
+    for (const name of TROUPE_METHODS) {
+      assert.equal(typeof proto[name], "function", `Troupe.${name}`);
+      assert.ok(!(name in api), `${name} is a Troupe method, not an export of the entry`);
+    }
+    assert.ok(!("_storage" in proto), "Troupe has no _storage getter (tests use test/support/internals.ts)");
+    assert.ok(!("outbox" in proto), "Troupe has no outbox getter (its outbox methods instead)");
     assert.ok(Object.keys(DOCUMENTED_TYPES).length > 0);
   });
 });

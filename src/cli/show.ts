@@ -1,6 +1,6 @@
 /** `troupe show <actorId>`: one actor and its whole history. */
 import { NotFoundError, ValidationError } from "../errors.js";
-import type { HistoryEntry } from "../troupe.js";
+import type { HistoryEntry } from "../api/types.js";
 import type { Command } from "./command.js";
 
 export const show: Command = {

@@ -1,3 +1,4 @@
+import type { WorkerConfig } from "../engine/worker/worker.js";
 import { chooseDatabase, type Logger, type ResolvedOptions, type TroupeOptions } from "../options.js";
 import type { Database } from "../storage/database.js";
 import { PgDatabase } from "../storage/pg-database.js";
@@ -50,4 +51,24 @@ export async function openWakeups(
   return redis
     ? new RedisWakeups(redis, `${storage.schema}:${await storage.installationId()}`, onError)
     : new LocalWakeups(scope);
+}
+
+/** The Worker's configuration: this Troupe's resolved options plus its own hooks. */
+export function workerConfig(
+  id: string,
+  opts: ResolvedOptions,
+  hooks: Pick<WorkerConfig, "log" | "debugPoint" | "propagation" | "emit">,
+): WorkerConfig {
+  return {
+    id,
+    concurrency: opts.concurrency,
+    leaseMs: opts.leaseMs,
+    pollMs: opts.pollMs,
+    maxPayloadBytes: opts.maxPayloadBytes,
+    maxParked: opts.maxParked,
+    shutdownMs: opts.shutdownMs,
+    messageRetentionMs: opts.messageRetentionMs,
+    actorRetentionMs: opts.actorRetentionMs,
+    ...hooks,
+  };
 }

@@ -6,21 +6,13 @@ import { ActorIdConflictError, NotCancellableError, NotFoundError } from "../err
 import { checkName, checkText } from "../names.js";
 import type { ActorRef } from "../ref.js";
 import type { ActorRow } from "../storage/rows.js";
-import type { ClientContext } from "./context.js";
-
-export interface SpawnOptions {
-  /** The actor's id (default: a random id). Spawning an existing id returns that actor. */
-  id?: string;
-  /** At most one active (running/waiting/compensating) actor may hold a uniqueKey. */
-  uniqueKey?: string;
-  /** A repeat spawn with the same key returns the first actor (whatever id it was given). */
-  idempotencyKey?: string;
-}
+import type { SpawnOptions } from "../api/types.js";
+import type { ClientDeps } from "./troupe-deps.js";
 
 /** Starting and cancelling actors from outside any actor. */
 export class ActorLifecycle {
   constructor(
-    private readonly c: ClientContext,
+    private readonly c: ClientDeps,
     private readonly ref: <O>(id: string) => ActorRef<O>,
   ) {}
 

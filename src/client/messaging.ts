@@ -1,20 +1,11 @@
 import type { ChannelLike } from "../channels.js";
-import type { ContextPropagation } from "../context-propagation.js";
-import { prepareOutgoing, sendEphemeral, writeOutgoing, type SendOptions } from "../messaging/outgoing.js";
+import type { SendOptions } from "../api/types.js";
+import { prepareOutgoing, sendEphemeral, writeOutgoing } from "../messaging/outgoing.js";
 import { WakeAfterCommit } from "../messaging/wake.js";
 import { DEFAULT_SOURCE } from "../outbox/outbox-entry.js";
 import { prepareEvent, type CloudEventInput } from "../outbox/cloudevent.js";
-import type { Storage } from "../storage/storage.js";
-import type { Wakeups } from "../wakeups/wakeups.js";
-
-/** What messaging from outside actors needs from its Troupe. */
-export interface ClientMessagingHost {
-  /** The started storage, or NotStartedError naming the operation. */
-  storage(what: string): Storage;
-  wakeups(): Wakeups | undefined;
-  readonly maxPayloadBytes: number;
-  readonly propagation: ContextPropagation;
-}
+import type { Wakeup } from "../wakeups/wakeups.js";
+import type { ClientDeps } from "./troupe-deps.js";
 
 /**
  * troupe.publish / send / broadcast / emitEvent: messages and events from code outside
@@ -22,7 +13,7 @@ export interface ClientMessagingHost {
  * committed when it returns, so its wakeups go out right after it.
  */
 export class ClientMessaging {
-  constructor(private readonly host: ClientMessagingHost) {}
+  constructor(private readonly host: ClientDeps) {}
 
   /** Publishes to a broadcast or competing channel. Returns the message id. */
   async publish<T>(ch: ChannelLike<T>, data: T, opts?: SendOptions): Promise<{ id: string }> {
@@ -94,5 +85,5 @@ export class ClientMessaging {
     return { id };
   }
 
-  private readonly publishWakeups = (w: Parameters<Wakeups["publish"]>[0]) => this.host.wakeups()?.publish(w);
+  private readonly publishWakeups = (w: readonly Wakeup[]) => this.host.wake(w);
 }

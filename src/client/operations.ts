@@ -7,15 +7,8 @@
 import { optionsArg } from "../arguments.js";
 import { checkChannelName } from "../channels.js";
 import { ValidationError } from "../errors.js";
-import type { ChannelSummary, WorkerSummary } from "../storage/read-model-store.js";
+import type { ChannelSummary, ChannelsOptions, WorkerSummary } from "../api/types.js";
 import type { Storage } from "../storage/storage.js";
-
-export interface ChannelsOptions {
-  /** Channels per page, 1–1000 (default 200). */
-  limit?: number;
-  /** `nextCursor` of the previous page. */
-  cursor?: string;
-}
 
 /**
  * Channels (those subscribed to at least once) by name with their subscribers, waiting

@@ -1,36 +1,15 @@
 import { checkTime, optionsArg } from "../arguments.js";
 import { decode } from "../codec.js";
-import { NotFoundError, ValidationError, type RecordedError } from "../errors.js";
+import { NotFoundError, ValidationError } from "../errors.js";
 import { checkName } from "../names.js";
 import { actorInfo, type ActorInfo } from "../ref.js";
 import type { ListFilter } from "../storage/list-query.js";
-import type { ActorStatus } from "../storage/rows.js";
-import type { ClientContext } from "./context.js";
-
-export interface TroupeStats {
-  byStatus: Record<ActorStatus, number>;
-  /** Run time (start to finish) of completed actors in the window; null when none. */
-  durationMs: { p50: number | null; p95: number | null };
-  completed: number;
-  /** Completions per second over the window; null when it cannot be computed. */
-  throughputPerSec: number | null;
-}
-
-/** One journaled operation, as history() yields it. */
-export interface HistoryEntry {
-  /** 0 for the first run, +1 after each recur. */
-  generation: number;
-  seq: number;
-  kind: string;
-  name: string;
-  result?: unknown;
-  error?: RecordedError;
-  at: Date;
-}
+import type { HistoryEntry, TroupeStats } from "../api/types.js";
+import type { ClientDeps } from "./troupe-deps.js";
 
 /** Reading actors, their journals, counts and groups (Troupe's read methods). */
 export class Queries {
-  constructor(private readonly c: ClientContext) {}
+  constructor(private readonly c: ClientDeps) {}
 
   /** See Troupe.get. */
   async get(id: string): Promise<ActorInfo | null> {

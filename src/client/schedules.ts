@@ -1,37 +1,12 @@
-import type { ActorDefinition } from "../actor.js";
 import { checkTime, optionsArg } from "../arguments.js";
 import { encode } from "../codec.js";
 import { nextCronTime, parseCron } from "../cron.js";
-import { toMillis, type Duration } from "../duration.js";
+import { toMillis } from "../duration.js";
 import { ValidationError } from "../errors.js";
 import { checkName } from "../names.js";
 import type { ScheduleRow } from "../storage/schedule-store.js";
-import type { ClientContext } from "./context.js";
-
-export interface ScheduleOptions {
-  actor: ActorDefinition | string;
-  input?: unknown;
-  every?: Duration;
-  cron?: string;
-  /** Cap for the adaptive interval (default 16 × every). */
-  maxInterval?: Duration;
-  /** Growth of the interval after a quiet or failed run (default 2). */
-  backoffFactor?: number;
-  /** First run (default: now for intervals, the next cron time for cron). */
-  startAt?: Date;
-}
-
-export interface ScheduleInfo {
-  name: string;
-  actor: string;
-  cron: string | null;
-  everyMs: number | null;
-  currentIntervalMs: number | null;
-  /** null while a run is in progress. */
-  nextRunAt: Date | null;
-  lastRun: string | null;
-  runs: number;
-}
+import type { ScheduleInfo, ScheduleOptions } from "../api/types.js";
+import type { ClientDeps } from "./troupe-deps.js";
 
 function scheduleInfo(r: ScheduleRow): ScheduleInfo {
   return {
@@ -48,7 +23,7 @@ function scheduleInfo(r: ScheduleRow): ScheduleInfo {
 
 /** Recurring actors: defining, removing and listing schedules (the leader runs them). */
 export class Schedules {
-  constructor(private readonly c: ClientContext) {}
+  constructor(private readonly c: ClientDeps) {}
 
   /** See Troupe.schedule. */
   async schedule(name: string, options: ScheduleOptions): Promise<ScheduleInfo> {

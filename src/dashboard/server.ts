@@ -8,7 +8,8 @@ import { NotFoundError, NotStartedError, TroupeError, ValidationError } from "..
 import type { Logger } from "../options.js";
 import type { ListFilter } from "../storage/list-query.js";
 import { ACTIVE_STATUSES, FINISHED_STATUSES, type ActorStatus } from "../storage/rows.js";
-import type { HistoryEntry, Troupe } from "../troupe.js";
+import type { HistoryEntry } from "../api/types.js";
+import type { Troupe } from "../troupe.js";
 import { toJson } from "./json.js";
 import { dashboardPage, type DashboardPage } from "./page.js";
 import { STATUS_BY_CODE, errorBody } from "../serve/http-errors.js";

@@ -8,7 +8,7 @@ import type { MessageOrigin } from "../storage/message-store.js";
 import type { SqlClient } from "../storage/database.js";
 import type { Storage } from "../storage/storage.js";
 import type { Wakeup } from "../wakeups/wakeups.js";
-import type { PublishOptions, StepTransaction } from "./context.js";
+import type { PublishOptions, StepTransaction } from "../api/actor-context.js";
 
 export interface StepTransactionHost {
   readonly storage: Storage;

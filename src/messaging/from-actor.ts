@@ -14,7 +14,7 @@ export interface ActorSendHost {
 }
 
 /**
- * ctx.publish / send / broadcast, live: the message, the buffered `locals` and the op's
+ * ctx.publish / send / broadcast, live: the message, the buffered buffered entries and the op's
  * journal entry at `seq` are one statement under the actor's lease fence (a replay finds the
  * entry and never sends again); the wakeups go out once it has committed.
  */
@@ -23,14 +23,14 @@ export async function writeFromActor<O extends Outgoing>(
   fence: Fence,
   out: O,
   seq: number,
-  locals: readonly JournalEntry[],
+  buffered: readonly JournalEntry[],
 ): Promise<O extends { op: "broadcast" } ? { count: number } : { id: string }> {
   const wake = new WakeAfterCommit();
   const entry = { seq, kind: out.op, name: out.label };
   const r = await writeOutgoing(
     host.storage,
     out,
-    { by: "actor", fence, locals, leaseMs: host.leaseMs, entry },
+    { by: "actor", fence, locals: buffered, leaseMs: host.leaseMs, entry },
     wake,
     {
       context: host.propagation.capture(),

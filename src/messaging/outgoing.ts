@@ -1,3 +1,4 @@
+import type { SendOptions } from "../api/types.js";
 import { optionsArg } from "../arguments.js";
 import {
   channelName,
@@ -25,12 +26,6 @@ import type { WakeAfterCommit } from "./wake.js";
  * or ephemeral), checked against the channel's mode here, and written by one storage insert
  * (storage/sql/insert-messages.ts); its wakeups go out after the commit (wake.ts).
  */
-
-export interface SendOptions {
-  metadata?: Record<string, unknown>;
-  /** A repeat with the same key (per channel/mailbox) returns the first message instead of sending again. */
-  idempotencyKey?: string;
-}
 
 /** Who sends: decides the wording of argument errors and whether an idempotency key is read. */
 export type Sender = "client" | "actor" | "step";

@@ -4,44 +4,8 @@
  * the worker registry with the leader. Each is one statement, so the numbers it returns come
  * from one snapshot; the same SQL runs on PostgreSQL and PGlite.
  */
-import type { ChannelMode } from "../channels.js";
+import type { ChannelMode, ChannelSummary, WorkerSummary } from "../api/types.js";
 import type { StoreContext } from "./context.js";
-
-export interface ChannelSummary {
-  name: string;
-  mode: ChannelMode;
-  /** Actors subscribed now (finished actors' subscriptions are gone). */
-  subscribers: number;
-  /** Subscribers parked in a receive on this channel right now. */
-  waiting: number;
-  /**
-   * Messages current subscribers have yet to read. Broadcast: messages after the slowest
-   * subscriber's cursor (0 without subscribers: nobody will read them). Competing: unclaimed
-   * messages (with or without subscribers). Direct: unclaimed messages in the mailboxes of
-   * the actors subscribed to the channel.
-   */
-  backlog: number;
-  /** When the oldest message of the backlog was published; null when the backlog is empty. */
-  oldestBacklogAt: Date | null;
-  /**
-   * Subscribers with at least one message to read (broadcast: cursor behind the newest
-   * message; direct: mailbox not empty); null for competing (any subscriber may take any).
-   */
-  behind: number | null;
-}
-
-export interface WorkerSummary {
-  id: string;
-  hostname: string;
-  pid: number;
-  concurrency: number;
-  startedAt: Date;
-  heartbeatAt: Date;
-  /** Milliseconds since the last heartbeat, by the database's clock. */
-  heartbeatAgeMs: number;
-  /** Holds the unexpired leader lock (runs timers, the sweep, schedules, retention). */
-  leader: boolean;
-}
 
 // TODO(merge): use the shared pending predicate
 /**

@@ -29,7 +29,7 @@ export type ActivationEnding =
  * Today every operation commits on its own as it runs (write-through), so the result
  * carries only the ending and the lease it was reached under; the few values recorded
  * after the last write (now/random/uuid…) are taken by the worker's final write through
- * Execution.drainLocal(). One commit per activation (the next issue) adds the buffered
+ * Execution.takeBuffered(). One commit per activation (the next issue) adds the buffered
  * work here instead:
  *   entries: JournalEntry[] — every journal entry of the activation, in journal order;
  *   effects: the messages, subscriptions, memberships, outbox events and spawned actors

@@ -1,7 +1,7 @@
 import { LockLostError, recordError, type RecordedError } from "../../errors.js";
 import type { PendingCompensation } from "../../storage/lifecycle-store.js";
 import type { CompensationOutcome } from "../../storage/rows.js";
-import type { CompensationInfo, StepTransaction } from "../context.js";
+import type { CompensationInfo, StepTransaction } from "../../api/actor-context.js";
 import { resolveRetry, runWithRetry } from "../retry.js";
 import { openStepTransaction, type StepTransactionScope } from "../step-transaction.js";
 import type { Execution } from "./execution.js";

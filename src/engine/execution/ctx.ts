@@ -9,7 +9,7 @@ import type {
   StepOptions,
   StepTransaction,
   TransactionOptions,
-} from "../context.js";
+} from "../../api/actor-context.js";
 import type { AttemptInfo } from "../retry.js";
 import { broadcast, emitEvent, membership, publish, recur, send, subscribe, unsubscribe } from "./effects.js";
 import type { Execution } from "./execution.js";

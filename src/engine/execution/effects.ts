@@ -6,7 +6,7 @@ import { prepareEvent, type CloudEventInput } from "../../outbox/cloudevent.js";
 import { ephemeralMessage } from "../../messaging/ephemeral.js";
 import { writeFromActor } from "../../messaging/from-actor.js";
 import { prepareOutgoing } from "../../messaging/outgoing.js";
-import type { PublishOptions } from "../context.js";
+import type { PublishOptions } from "../../api/actor-context.js";
 import type { Execution } from "./execution.js";
 import { forever } from "./failures.js";
 
@@ -26,10 +26,10 @@ export async function subscribe(this: Execution, ch: ChannelLike, mode: unknown)
   const seq = this.seq++;
   const e = await this.recorded(seq, "subscribe", name);
   if (e) return void this.replayed(e);
-  await this.effect(seq, "subscribe", name, (locals) =>
+  await this.effect(seq, "subscribe", name, (buffered) =>
     this.host.storage.channels.subscribe(
       this.fence,
-      [...locals, { seq, kind: "subscribe", name, result: encode(m), error: null }],
+      [...buffered, { seq, kind: "subscribe", name, result: encode(m), error: null }],
       this.host.leaseMs,
       { channel: name, mode: m, source: sourceOf(name, m, this.id) },
     ),
@@ -41,10 +41,10 @@ export async function unsubscribe(this: Execution, ch: ChannelLike): Promise<voi
   const seq = this.seq++;
   const e = await this.recorded(seq, "unsubscribe", name);
   if (e) return void this.replayed(e);
-  await this.effect(seq, "unsubscribe", name, (locals) =>
+  await this.effect(seq, "unsubscribe", name, (buffered) =>
     this.host.storage.channels.unsubscribe(
       this.fence,
-      [...locals, { seq, kind: "unsubscribe", name, result: null, error: null }],
+      [...buffered, { seq, kind: "unsubscribe", name, result: null, error: null }],
       this.host.leaseMs,
       name,
     ),
@@ -62,8 +62,8 @@ export async function publish<T>(
   if (!out.durable) return publishEphemeral.call(this, seq, out.name, out.payload, out.metadata);
   const e = await this.recorded(seq, "publish", out.label);
   if (e) return this.replayed(e);
-  return this.effect(seq, "publish", out.label, async (locals) => {
-    const r = await writeFromActor(this.host, this.fence, out, seq, locals);
+  return this.effect(seq, "publish", out.label, async (buffered) => {
+    const r = await writeFromActor(this.host, this.fence, out, seq, buffered);
     await this.host.debugPoint("publish:after", { actorId: this.id, seq, channel: out.name });
     return r;
   });
@@ -80,8 +80,8 @@ export async function send<T>(
   const seq = this.seq++;
   const e = await this.recorded(seq, "send", out.label);
   if (e) return this.replayed(e);
-  return this.effect(seq, "send", out.label, async (locals) => {
-    const r = await writeFromActor(this.host, this.fence, out, seq, locals);
+  return this.effect(seq, "send", out.label, async (buffered) => {
+    const r = await writeFromActor(this.host, this.fence, out, seq, buffered);
     await this.host.debugPoint("send:after", { actorId: this.id, seq, channel: out.source });
     return r;
   });
@@ -102,8 +102,8 @@ export async function broadcast<T>(
   const seq = this.seq++;
   const e = await this.recorded(seq, "broadcast", out.label);
   if (e) return this.replayed(e);
-  return this.effect(seq, "broadcast", out.label, (locals) =>
-    writeFromActor(this.host, this.fence, out, seq, locals),
+  return this.effect(seq, "broadcast", out.label, (buffered) =>
+    writeFromActor(this.host, this.fence, out, seq, buffered),
   );
 }
 
@@ -120,7 +120,7 @@ async function publishEphemeral(
   if (this.state === "abandoned") return forever<{ id: string }>();
   const { id, wakeup } = ephemeralMessage(name, data, metadata, this.id);
   this.host.wake([wakeup]);
-  this.local.push({ seq, kind: "publish-ephemeral", name, result: encode({ id }), error: null });
+  this.buffered.push({ seq, kind: "publish-ephemeral", name, result: encode({ id }), error: null });
   return { id };
 }
 
@@ -129,10 +129,10 @@ export async function membership(this: Execution, kind: "join" | "leave", group:
   const seq = this.seq++;
   const e = await this.recorded(seq, kind, group);
   if (e) return void this.replayed(e);
-  await this.effect(seq, kind, group, (locals) =>
+  await this.effect(seq, kind, group, (buffered) =>
     this.host.storage.groups[kind](
       this.fence,
-      [...locals, { seq, kind, name: group, result: null, error: null }],
+      [...buffered, { seq, kind, name: group, result: null, error: null }],
       this.host.leaseMs,
       group,
     ),
@@ -144,10 +144,10 @@ export async function emitEvent(this: Execution, event: CloudEventInput): Promis
   const seq = this.seq++;
   const e = await this.recorded(seq, "emit", prepared.type);
   if (e) return this.replayed(e);
-  return this.effect(seq, "emit", prepared.type, (locals) =>
+  return this.effect(seq, "emit", prepared.type, (buffered) =>
     this.host.storage.outbox.emitFromActor(
       this.fence,
-      locals,
+      buffered,
       { seq, leaseMs: this.host.leaseMs, generation: this.generation },
       prepared,
     ),
@@ -165,7 +165,7 @@ export async function recur(this: Execution, input: unknown): Promise<never> {
   await this.live(() =>
     this.host.storage.lifecycle.recur(
       this.fence,
-      this.drainLocal(),
+      this.takeBuffered(),
       this.host.leaseMs,
       bytes,
       jsonText(bytes),

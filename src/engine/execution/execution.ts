@@ -12,7 +12,7 @@ import { CancelRequested, type WaitSpec } from "../../storage/actor-store.js";
 import type { ActorRow, Fence, JournalEntry } from "../../storage/rows.js";
 import type { Storage } from "../../storage/storage.js";
 import type { Wakeup } from "../../wakeups/wakeups.js";
-import type { ActorContext } from "../context.js";
+import type { ActorContext } from "../../api/actor-context.js";
 import { JournalReader } from "../journal-reader.js";
 import { Activation, type ActivationEnding, type ActivationResult } from "./activation.js";
 import { runCompensations, type Compensation } from "./compensation.js";
@@ -82,8 +82,8 @@ export class Execution {
   /** The journal position of the next operation. */
   seq = 0;
   state: "running" | "parked" | "abandoned" | "done" = "running";
-  /** now/random/uuid: written with the next journal write. */
-  readonly local: JournalEntry[] = [];
+  /** now/random/uuid/members entries recorded since the last journal write; they go out with the next one. */
+  readonly buffered: JournalEntry[] = [];
   /** Live operations not settled yet. */
   readonly inflight = new Set<Promise<unknown>>();
   /** Compensations registered by steps of this generation (live or replayed), by journal position. */
@@ -194,8 +194,8 @@ export class Execution {
   }
 
   /** Journal entries buffered for the final write (now/random/uuid after the last op). */
-  drainLocal(): JournalEntry[] {
-    return this.local.splice(0);
+  takeBuffered(): JournalEntry[] {
+    return this.buffered.splice(0);
   }
 
   // ---- primitives the operations are built from ------------------------------------------
@@ -205,12 +205,12 @@ export class Execution {
    * (its transaction rolled back), they go back to the buffer, so the next write (e.g. the
    * error entry of a failed effect) still records them and a replay sees the same values.
    */
-  async withLocals<T>(write: (locals: JournalEntry[]) => Promise<T>): Promise<T> {
-    const locals = this.drainLocal();
+  async withBuffered<T>(write: (buffered: JournalEntry[]) => Promise<T>): Promise<T> {
+    const buffered = this.takeBuffered();
     try {
-      return await write(locals);
+      return await write(buffered);
     } catch (err) {
-      this.local.unshift(...locals);
+      this.buffered.unshift(...buffered);
       throw err;
     }
   }
@@ -290,7 +290,7 @@ export class Execution {
   }
 
   async append(entry: JournalEntry): Promise<void> {
-    await this.host.storage.actors.append(this.fence, [...this.drainLocal(), entry], this.host.leaseMs);
+    await this.host.storage.actors.append(this.fence, [...this.takeBuffered(), entry], this.host.leaseMs);
   }
 
   encodeValue(value: unknown, what: string): Buffer {
@@ -305,7 +305,7 @@ export class Execution {
    */
   async waitFor(
     wait: WaitSpec,
-    register: (locals: JournalEntry[]) => Promise<{ entry: JournalEntry } | { parkedAt: number }>,
+    register: (buffered: JournalEntry[]) => Promise<{ entry: JournalEntry } | { parkedAt: number }>,
   ): Promise<JournalEntry> {
     if (this.waiting)
       throw new ValidationError(
@@ -315,7 +315,7 @@ export class Execution {
     try {
       await Promise.allSettled([...this.inflight]); // journal what is in flight before parking
       await this.host.debugPoint("wait:before-register", { actorId: this.id, kind: wait.kind });
-      const outcome = await this.live(() => this.withLocals(register));
+      const outcome = await this.live(() => this.withBuffered(register));
       if ("entry" in outcome) return outcome.entry;
       const resumed = new Promise<JournalEntry>((resolve) => {
         this.parked = { seq: wait.seq, resolve, journalVersion: outcome.parkedAt };
@@ -336,11 +336,11 @@ export class Execution {
     seq: number,
     kind: string,
     name: string,
-    run: (locals: JournalEntry[]) => Promise<T>,
+    run: (buffered: JournalEntry[]) => Promise<T>,
   ): Promise<T> {
     return this.live(async () => {
       try {
-        return await this.withLocals(run);
+        return await this.withBuffered(run);
       } catch (err) {
         if (isJournaledError(err)) {
           await this.append({ seq, kind, name, result: null, error: recordError(err) });

@@ -5,7 +5,7 @@ import { toMillis } from "../../duration.js";
 import { LockLostError, StepTimeoutError, TroupeError, ValidationError, recordError } from "../../errors.js";
 import { checkLabel } from "../../names.js";
 import type { JournalEntry } from "../../storage/rows.js";
-import type { StepOptions, StepTransaction, TransactionOptions } from "../context.js";
+import type { StepOptions, StepTransaction, TransactionOptions } from "../../api/actor-context.js";
 import { resolveRetry, runWithRetry, type AttemptInfo } from "../retry.js";
 import { openStepTransaction, type StepTransactionScope } from "../step-transaction.js";
 import type { Execution } from "./execution.js";
@@ -63,7 +63,7 @@ export async function step<T>(
     if (compensate) {
       await this.host.storage.lifecycle.stepWithCompensation(
         this.fence,
-        [...this.drainLocal(), entry],
+        [...this.takeBuffered(), entry],
         this.host.leaseMs,
         this.generation,
         seq,
@@ -136,7 +136,7 @@ export async function transaction<T>(
                 return v;
               },
               (v) => [
-                ...this.drainLocal(),
+                ...this.takeBuffered(),
                 {
                   seq,
                   kind: "tx",
@@ -181,7 +181,7 @@ export async function deterministic<T>(this: Execution, kind: string, make: () =
   if (e) return decode<T>(e.result);
   if (this.state === "abandoned") return forever();
   const value = make();
-  this.local.push({ seq, kind, name: "", result: encode(value), error: null });
+  this.buffered.push({ seq, kind, name: "", result: encode(value), error: null });
   return value;
 }
 
@@ -197,6 +197,6 @@ export async function deterministicAsync<T>(
   if (e) return decode<T>(e.result);
   if (this.state === "abandoned") return forever();
   const value = await this.live(read);
-  this.local.push({ seq, kind, name, result: encode(value), error: null });
+  this.buffered.push({ seq, kind, name, result: encode(value), error: null });
   return value;
 }

@@ -5,7 +5,7 @@ import { toMillis } from "../../duration.js";
 import { ValidationError, errorFromRecord, recordError } from "../../errors.js";
 import type { WaitSpec } from "../../storage/actor-store.js";
 import type { JournalEntry } from "../../storage/rows.js";
-import type { ReceiveOptions } from "../context.js";
+import type { ReceiveOptions } from "../../api/actor-context.js";
 import type { Execution } from "./execution.js";
 import { isJournaledError } from "./failures.js";
 
@@ -38,8 +38,8 @@ export async function sleepUntil(this: Execution, when: Date | number): Promise<
 
 async function sleepAt(this: Execution, seq: number, until: Date): Promise<void> {
   const wait: WaitSpec = { seq, kind: "sleep", name: "", until };
-  await this.waitFor(wait, async (locals) => ({
-    parkedAt: await this.host.storage.actors.suspend(this.fence, wait, locals),
+  await this.waitFor(wait, async (buffered) => ({
+    parkedAt: await this.host.storage.actors.suspend(this.fence, wait, buffered),
   }));
 }
 
@@ -76,8 +76,8 @@ export async function receive<T>(
 
 async function waitForMessage(this: Execution, wait: WaitSpec, names: string[]): Promise<JournalEntry> {
   try {
-    return await this.waitFor(wait, (locals) =>
-      this.host.storage.channels.receiveOrWait(this.fence, locals, this.host.leaseMs, wait, names, () =>
+    return await this.waitFor(wait, (buffered) =>
+      this.host.storage.channels.receiveOrWait(this.fence, buffered, this.host.leaseMs, wait, names, () =>
         this.host.debugPoint("receive:before-wait", { actorId: this.id, channels: names }),
       ),
     );

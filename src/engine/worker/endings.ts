@@ -128,7 +128,7 @@ export class Endings {
         row.status !== "compensating" &&
         (exec.hasCompensations || (await storage.lifecycle.hasPending(exec.id, exec.generation)))
       ) {
-        await storage.lifecycle.beginCompensation(fence, this.d.leaseMs, error ?? null, exec.drainLocal());
+        await storage.lifecycle.beginCompensation(fence, this.d.leaseMs, error ?? null, exec.takeBuffered());
       }
       await exec.runCompensations();
       // From the table, not this run alone: a resumed compensation may have settled some before.
@@ -140,7 +140,7 @@ export class Endings {
         (skipped.length ? ` (compensations that never ran: ${skipped.join(", ")})` : "");
       slots.drop(exec);
       if (cancelled) {
-        await storage.lifecycle.finishCancelled(fence, row.cancelReason, exec.drainLocal(), note);
+        await storage.lifecycle.finishCancelled(fence, row.cancelReason, exec.takeBuffered(), note);
         this.d.wakeups.publish([{ kind: "finished", key: exec.id }]);
         this.d.emit("actor:cancelled", { actorId: exec.id, reason: row.cancelReason });
         this.d.claim();
@@ -165,7 +165,7 @@ export class Endings {
   private async finishWith(exec: Execution, outcome: Outcome): Promise<void> {
     this.d.slots.drop(exec);
     try {
-      await this.d.storage.actors.finish(exec.fence, outcome, exec.drainLocal());
+      await this.d.storage.actors.finish(exec.fence, outcome, exec.takeBuffered());
     } catch (err) {
       // Not recorded: the actor is replayed after its lease (its journal has everything before the end).
       this.d.dbFailed(err, "finishing an actor", "could not record the end of an actor (lease lost?)", {

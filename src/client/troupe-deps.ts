@@ -7,7 +7,7 @@ import type { ActorRegistry } from "./registry.js";
  * What the client operations (Troupe's methods outside actors) need from their Troupe.
  * The Troupe builds one at construction; storage and wakeups exist only while it is started.
  */
-export interface ClientContext {
+export interface ClientDeps {
   /** The started storage; NotStartedError naming `what` before start() and once stopping. */
   storage(what: string): Storage;
   /** Publishes wakeups after a commit (nothing while the transport is down or not started). */

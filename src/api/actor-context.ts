@@ -2,7 +2,7 @@ import type { ChannelLike, ChannelMode, Message } from "../channels.js";
 import type { Duration } from "../duration.js";
 import type { SqlClient } from "../storage/database.js";
 import type { CloudEventInput } from "../outbox/cloudevent.js";
-import type { AttemptInfo, RetryPolicy } from "./retry.js";
+import type { AttemptInfo, RetryPolicy } from "../engine/retry.js";
 
 interface RetryingOptions {
   /** Retry policy (default: 3 attempts, 100ms initial delay, ×2 backoff). */
