@@ -687,7 +687,7 @@ describe("competing delivery over several sources (storage level)", () => {
         await t2.publish("sfifo-b", "b1");
         await t2.publish("sfifo-a", "a1");
         await t2.publish("sfifo-a", "a2");
-        const delivered = await storageOf(t2).channels.deliver(
+        const delivered = await storageOf(t2).delivery.deliver(
           ["sfifo-a", "sfifo-b"],
           "cedge-test-worker",
           5000,

@@ -152,11 +152,10 @@ describe("waiters nobody was told about", () => {
       const ref = await t.spawn(waiter, { ch: "unannounced" });
       await eventually(async () => (await t.get(ref.id))?.status === "waiting", "waiter parked");
       // A message written without any wakeup (as if the hint was lost on the way).
-      await storageOf(t).channels.publish({
-        source: "unannounced",
-        data: encode("found by the sweep"),
-        metadata: {},
-      });
+      await storageOf(t).messages.insert(
+        { to: { source: "unannounced", directTo: null }, data: encode("found by the sweep"), metadata: {} },
+        { by: "client" },
+      );
       assert.equal(await ref.result({ timeout: "20s" }), "found by the sweep");
     } finally {
       await t.stop();

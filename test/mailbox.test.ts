@@ -134,7 +134,7 @@ describe("mailbox isolation", () => {
       );
       return rows[0]!.n === 1;
     }, "the follower to read it and wait again");
-    assert.equal(await storageOf(t).channels.deleteRead(0, 100), 1, "the read broadcast message was kept");
+    assert.equal(await storageOf(t).messages.deleteRead(0, 100), 1, "the read broadcast message was kept");
     await t.send("desk", "news", "memo");
     assert.equal(await desk.result({ timeout: "30s" }), "memo");
   });

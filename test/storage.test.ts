@@ -124,20 +124,30 @@ describe("storage suite", () => {
     await newActor("r-reader");
     const row = (await s.actors.claim("r-reader", W, 5000, types))!;
     const fence = { actorId: "r-reader", leaseVersion: row.leaseVersion, worker: W };
-    await s.channels.subscribe(fence, [], 5000, { channel: "news-r", mode: "broadcast", source: "news-r" });
-    const publish = (source: string, extra: Partial<{ directTo: string }> = {}) =>
-      s.channels.publish({ source, data: encode(1), metadata: {}, ...extra });
+    await s.subscriptions.subscribe(fence, [], 5000, {
+      channel: "news-r",
+      mode: "broadcast",
+      source: "news-r",
+    });
+    const publish = async (source: string, extra: Partial<{ directTo: string }> = {}) => {
+      const to = { source, directTo: extra.directTo ?? null };
+      return (await s.messages.insert({ to, data: encode(1), metadata: {} }, { by: "client" })).ids[0]!;
+    };
     const read = await publish("news-r");
     const unread = await publish("news-r");
     await s.db.query(s.sql("UPDATE {schema}.subscriptions SET cursor = $1 WHERE actor_id = 'r-reader'"), [
       read,
     ]);
     const queued = await publish("jobs-r"); // competing, never claimed
-    await s.channels.subscribe(fence, [], 5000, { channel: "jobs-r", mode: "competing", source: "jobs-r" });
+    await s.subscriptions.subscribe(fence, [], 5000, {
+      channel: "jobs-r",
+      mode: "competing",
+      source: "jobs-r",
+    });
     const claimed = await publish("jobs-r");
     await s.db.query(s.sql("UPDATE {schema}.messages SET claimed_by = 'x' WHERE id = $1"), [claimed]);
     const mailbox = await publish("inbox:r-reader", { directTo: "r-reader" }); // live target, unread
-    const removed = await s.channels.deleteRead(0, 1000);
+    const removed = await s.messages.deleteRead(0, 1000);
     assert.ok(removed >= 2);
     const { rows } = await s.db.query<{ id: string }>(s.sql("SELECT id::text AS id FROM {schema}.messages"));
     const left = new Set(rows.map((r) => r.id));
@@ -147,7 +157,7 @@ describe("storage suite", () => {
     assert.ok(left.has(queued), "unclaimed competing kept");
     assert.ok(left.has(mailbox), "unread mailbox of a live actor kept");
     await s.actors.finish(fence, { status: "completed", output: encode(null) }, []);
-    await s.channels.deleteRead(0, 1000);
+    await s.messages.deleteRead(0, 1000);
     const { rows: after } = await s.db.query<{ id: string }>(
       s.sql("SELECT id::text AS id FROM {schema}.messages WHERE id = $1"),
       [mailbox],

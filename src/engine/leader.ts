@@ -123,7 +123,7 @@ export class Leader {
   private async sweepPendingDeliveries(): Promise<void> {
     // Every worker sweeps for its own actor types; the leader also hints everyone (through
     // Redis) about sources whose subscribers it cannot run itself.
-    const sources = await this.storage.channels.pendingSources(1000, null);
+    const sources = await this.storage.delivery.pendingSources(1000, null);
     if (sources.length === 0) return;
     this.wakeups.publish(sources.map((key) => ({ kind: "channel" as const, key })));
   }
@@ -131,7 +131,7 @@ export class Leader {
   private async applyRetention(): Promise<void> {
     let removed = 0;
     for (;;) {
-      const n = await this.storage.channels.deleteRead(this.cfg.messageRetentionMs, 1000);
+      const n = await this.storage.messages.deleteRead(this.cfg.messageRetentionMs, 1000);
       removed += n;
       if (n < 1000 || this.stopped) break;
     }

@@ -54,11 +54,7 @@ export class Storage {
     this.locks = new LockStore(this.ctx);
     this.messages = new MessageStore(this.ctx);
     this.delivery = new DeliveryStore(this.ctx);
-    this.channels = new ChannelStore(this.ctx, {
-      messages: this.messages,
-      subscriptions: () => this.subscriptions,
-      delivery: this.delivery,
-    });
+    this.channels = new ChannelStore(this.ctx);
     this.subscriptions = new SubscriptionStore(this.ctx, this.actors, this.channels);
     this.groups = new GroupStore(this.ctx, this.actors);
     this.outbox = new OutboxStore(this.ctx);

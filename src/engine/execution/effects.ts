@@ -27,7 +27,7 @@ export async function subscribe(this: Execution, ch: ChannelLike, mode: unknown)
   const e = await this.recorded(seq, "subscribe", name);
   if (e) return void this.replayed(e);
   await this.effect(seq, "subscribe", name, (locals) =>
-    this.host.storage.channels.subscribe(
+    this.host.storage.subscriptions.subscribe(
       this.fence,
       [...locals, { seq, kind: "subscribe", name, result: encode(m), error: null }],
       this.host.leaseMs,
@@ -42,7 +42,7 @@ export async function unsubscribe(this: Execution, ch: ChannelLike): Promise<voi
   const e = await this.recorded(seq, "unsubscribe", name);
   if (e) return void this.replayed(e);
   await this.effect(seq, "unsubscribe", name, (locals) =>
-    this.host.storage.channels.unsubscribe(
+    this.host.storage.subscriptions.unsubscribe(
       this.fence,
       [...locals, { seq, kind: "unsubscribe", name, result: null, error: null }],
       this.host.leaseMs,

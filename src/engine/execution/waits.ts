@@ -77,7 +77,7 @@ export async function receive<T>(
 async function waitForMessage(this: Execution, wait: WaitSpec, names: string[]): Promise<JournalEntry> {
   try {
     return await this.waitFor(wait, (locals) =>
-      this.host.storage.channels.receiveOrWait(this.fence, locals, this.host.leaseMs, wait, names, () =>
+      this.host.storage.subscriptions.receiveOrWait(this.fence, locals, this.host.leaseMs, wait, names, () =>
         this.host.debugPoint("receive:before-wait", { actorId: this.id, channels: names }),
       ),
     );
