@@ -1,10 +1,10 @@
+import { LEADER_LOCK } from "../storage/lock-store.js";
 import type { Storage } from "../storage/storage.js";
 import { advanceSchedules } from "./schedules.js";
 import type { Wakeups } from "../wakeups/wakeups.js";
 import type { DatabaseOutage } from "./outage.js";
 import { startInterval, type Timer } from "../timers.js";
 
-const LEADER_LOCK = "leader";
 const RETENTION_EVERY_MS = 60_000;
 
 export interface LeaderConfig {

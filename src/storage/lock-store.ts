@@ -1,5 +1,8 @@
 import { MS, type StoreContext } from "./context.js";
 
+/** The system lock the leader holds (src/engine/leader.ts takes it; the read model names its holder). */
+export const LEADER_LOCK = "leader";
+
 /** System locks with a lease (e.g. "leader") and the worker registry. */
 export class LockStore {
   constructor(private readonly c: StoreContext) {}

@@ -6,6 +6,8 @@
  */
 import type { ChannelMode } from "../channels.js";
 import type { StoreContext } from "./context.js";
+import { LEADER_LOCK } from "./lock-store.js";
+import { broadcastPending, unclaimedPending } from "./sql/pending.js";
 
 export interface ChannelSummary {
   name: string;
@@ -43,21 +45,10 @@ export interface WorkerSummary {
   leader: boolean;
 }
 
-// TODO(merge): use the shared pending predicate
-/**
- * Message `m` is still to be read: a broadcast one after `cursor`; a competing one not yet
- * claimed; a direct one not yet claimed in the mailbox of `actorId`.
- */
-function pending(m: string, mode: "broadcast", cursor: string): string;
-function pending(m: string, mode: "competing"): string;
-function pending(m: string, mode: "direct", actorId: string): string;
-function pending(m: string, mode: ChannelMode, other?: string): string {
-  if (mode === "broadcast") return `${m}.direct_to IS NULL AND ${m}.id > ${other}`;
-  if (mode === "competing") return `${m}.claimed_by IS NULL AND ${m}.direct_to IS NULL`;
-  return `${m}.claimed_by IS NULL AND ${m}.direct_to = ${other}`;
-}
-
 // Every lookup into messages goes through an index: (channel, id), or its unclaimed part.
+// The pending predicate is sql/pending.ts's. A direct subscription's source is its own
+// mailbox (mailbox.ts: the key is injective), so an unclaimed direct message there is one
+// for that subscriber (direct_to = s.actor_id), as delivery reads it.
 const CHANNELS = `
   WITH ch AS (
     SELECT name, mode FROM {schema}.channels
@@ -71,7 +62,7 @@ const CHANNELS = `
   bcast AS (
     SELECT ch.name, count(m.id)::int AS backlog, min(m.published_at) AS oldest
       FROM ch JOIN subs ON subs.channel = ch.name
-      JOIN {schema}.messages m ON m.channel = ch.name AND ${pending("m", "broadcast", "subs.min_cursor")}
+      JOIN {schema}.messages m ON ${broadcastPending("m", "ch.name", "subs.min_cursor")}
      WHERE ch.mode = 'broadcast'
      GROUP BY ch.name),
   bcast_behind AS (
@@ -79,12 +70,12 @@ const CHANNELS = `
       FROM {schema}.subscriptions s JOIN ch ON ch.name = s.channel AND ch.mode = 'broadcast'
      WHERE s.mode = 'broadcast'
        AND EXISTS (SELECT 1 FROM {schema}.messages m
-                    WHERE m.channel = s.source AND ${pending("m", "broadcast", "s.cursor")})
+                    WHERE ${broadcastPending("m", "s.source", "s.cursor")})
      GROUP BY s.channel),
   comp AS (
     SELECT ch.name, count(m.id)::int AS backlog, min(m.published_at) AS oldest
       FROM ch JOIN {schema}.messages m
-        ON m.channel = ch.name AND ${pending("m", "competing")}
+        ON ${unclaimedPending("m", "ch.name", { known: "competing" })}
      WHERE ch.mode = 'competing'
      GROUP BY ch.name),
   dir AS (
@@ -92,7 +83,7 @@ const CHANNELS = `
            count(DISTINCT s.actor_id)::int AS behind
       FROM {schema}.subscriptions s JOIN ch ON ch.name = s.channel AND ch.mode = 'direct'
       JOIN {schema}.messages m
-        ON m.channel = s.source AND ${pending("m", "direct", "s.actor_id")}
+        ON ${unclaimedPending("m", "s.source", { known: "direct" })}
      WHERE s.mode = 'direct'
      GROUP BY s.channel)
   SELECT ch.name, ch.mode,
@@ -119,9 +110,6 @@ interface ChannelRow {
   oldest: Date | string | null;
   behind: number | string | null;
 }
-
-/** The system lock the leader holds (the leader loop in src/engine/background.ts takes it). */
-const LEADER_LOCK = "leader";
 
 const WORKERS = `
   SELECT w.id, w.hostname, w.pid, w.concurrency, w.started_at, w.heartbeat_at,
