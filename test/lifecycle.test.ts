@@ -364,7 +364,7 @@ describe("cancel racing a wait", () => {
       fired = true;
       // Store-level cancel: commits while the worker still holds the lease, and its wakeup is
       // "late" (never sent) — only the wait registration itself can notice it.
-      await storageOf(t).lifecycle.cancel(info.actorId as string, "raced");
+      await storageOf(t).cancellation.cancel(info.actorId as string, "raced");
     });
     try {
       await t.start();

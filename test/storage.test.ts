@@ -112,12 +112,12 @@ describe("storage suite", () => {
   });
 
   test("the leader lock has one holder at a time and can be taken over once expired", async () => {
-    assert.equal(await s.locks.tryAcquire("leader-x", "a", 60_000), true);
-    assert.equal(await s.locks.tryAcquire("leader-x", "b", 60_000), false);
-    assert.equal(await s.locks.tryAcquire("leader-x", "a", 60_000), true, "renewal");
-    assert.equal(await s.locks.tryAcquire("leader-y", "a", 1), true);
+    assert.equal(await s.leaderLock.tryAcquire("leader-x", "a", 60_000), true);
+    assert.equal(await s.leaderLock.tryAcquire("leader-x", "b", 60_000), false);
+    assert.equal(await s.leaderLock.tryAcquire("leader-x", "a", 60_000), true, "renewal");
+    assert.equal(await s.leaderLock.tryAcquire("leader-y", "a", 1), true);
     await new Promise((r) => setTimeout(r, 20)); // let a 1 ms lease lapse
-    assert.equal(await s.locks.tryAcquire("leader-y", "b", 60_000), true);
+    assert.equal(await s.leaderLock.tryAcquire("leader-y", "b", 60_000), true);
   });
 
   test("message retention removes read messages and never unread ones", async () => {

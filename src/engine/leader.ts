@@ -1,4 +1,4 @@
-import { LEADER_LOCK } from "../storage/lock-store.js";
+import { LEADER_LOCK } from "../storage/leader-lock-store.js";
 import type { Storage } from "../storage/storage.js";
 import { advanceSchedules } from "./schedules.js";
 import type { Wakeups } from "../wakeups/wakeups.js";
@@ -55,7 +55,7 @@ export class Leader {
     this.stopped = true;
     this.timer?.clear();
     await this.current; // a tick in flight may be acquiring the lock: let it land, then release
-    if (this.leader) await this.storage.locks.release(LEADER_LOCK, this.workerId).catch(() => {});
+    if (this.leader) await this.storage.leaderLock.release(LEADER_LOCK, this.workerId).catch(() => {});
     this.leader = false;
   }
 
@@ -74,7 +74,7 @@ export class Leader {
   private async runTick(): Promise<void> {
     this.ticking = true;
     try {
-      this.leader = await this.storage.locks.tryAcquire(
+      this.leader = await this.storage.leaderLock.tryAcquire(
         LEADER_LOCK,
         this.workerId,
         // A few poll intervals: a crashed leader is replaced quickly (it is not the actor lease).
@@ -90,7 +90,7 @@ export class Leader {
       if (Date.now() - this.lastRetention > RETENTION_EVERY_MS) {
         this.lastRetention = Date.now();
         await this.applyRetention();
-        await this.storage.locks.pruneWorkers(Math.max(this.pollMs * 10, 60_000));
+        await this.storage.workers.prune(Math.max(this.pollMs * 10, 60_000));
       }
     } catch (err) {
       if (!this.cfg.outage?.failed(err, "leader loop"))

@@ -6,7 +6,7 @@
  */
 import type { ChannelMode } from "../channels.js";
 import type { StoreContext } from "./context.js";
-import { LEADER_LOCK } from "./lock-store.js";
+import { LEADER_LOCK } from "./leader-lock-store.js";
 import { broadcastPending, unclaimedPending } from "./sql/pending.js";
 
 export interface ChannelSummary {

@@ -5,11 +5,12 @@ import type { Database } from "./database.js";
 import { DeliveryStore } from "./delivery-store.js";
 import { GroupStore } from "./group-store.js";
 import { JournalStore } from "./journal-store.js";
-import { LifecycleStore } from "./lifecycle-store.js";
-import { LockStore } from "./lock-store.js";
+import { CancellationStore } from "./cancellation-store.js";
+import { LeaderLockStore } from "./leader-lock-store.js";
 import { MessageStore } from "./message-store.js";
 import { OutboxStore } from "./outbox-store.js";
 import { ReadModelStore } from "./read-model-store.js";
+import { SagaStore } from "./saga-store.js";
 import { ScheduleStore } from "./schedule-store.js";
 import { checkSchema, migrate } from "./migrate.js";
 import { ProjectionStore } from "./projection-store.js";
@@ -17,6 +18,7 @@ import { StatsStore } from "./stats-store.js";
 import { StreamStore } from "./stream-store.js";
 import { SubscriptionStore } from "./subscription-store.js";
 import { TimerStore } from "./timer-store.js";
+import { WorkerRegistryStore } from "./worker-registry-store.js";
 
 /**
  * troupe's storage, grouped by concern. Every operation is named for what it means
@@ -27,14 +29,16 @@ export class Storage {
   readonly actors: ActorStore;
   readonly journal: JournalStore;
   readonly timers: TimerStore;
-  readonly locks: LockStore;
+  readonly leaderLock: LeaderLockStore;
+  readonly workers: WorkerRegistryStore;
   readonly channels: ChannelStore;
   readonly messages: MessageStore;
   readonly subscriptions: SubscriptionStore;
   readonly delivery: DeliveryStore;
   readonly groups: GroupStore;
   readonly outbox: OutboxStore;
-  readonly lifecycle: LifecycleStore;
+  readonly sagas: SagaStore;
+  readonly cancellation: CancellationStore;
   readonly schedules: ScheduleStore;
   readonly stats: StatsStore;
   readonly stream: StreamStore;
@@ -49,16 +53,18 @@ export class Storage {
   ) {
     this.ctx = new StoreContext(db, schema);
     this.actors = new ActorStore(this.ctx);
-    this.journal = new JournalStore(this.ctx);
+    this.journal = new JournalStore(this.ctx, this.actors);
     this.timers = new TimerStore(this.ctx);
-    this.locks = new LockStore(this.ctx);
+    this.leaderLock = new LeaderLockStore(this.ctx);
+    this.workers = new WorkerRegistryStore(this.ctx);
     this.messages = new MessageStore(this.ctx);
     this.delivery = new DeliveryStore(this.ctx);
     this.channels = new ChannelStore(this.ctx);
     this.subscriptions = new SubscriptionStore(this.ctx, this.actors, this.channels);
     this.groups = new GroupStore(this.ctx, this.actors);
     this.outbox = new OutboxStore(this.ctx);
-    this.lifecycle = new LifecycleStore(this.ctx, this.actors);
+    this.sagas = new SagaStore(this.ctx, this.actors);
+    this.cancellation = new CancellationStore(this.ctx, this.actors);
     this.schedules = new ScheduleStore(this.ctx);
     this.stats = new StatsStore(this.ctx);
     this.stream = new StreamStore(this.ctx);

@@ -163,13 +163,7 @@ export async function recur(this: Execution, input: unknown): Promise<never> {
   }
   await Promise.allSettled([...this.inflight]);
   await this.live(() =>
-    this.host.storage.lifecycle.recur(
-      this.fence,
-      this.drainLocal(),
-      this.host.leaseMs,
-      bytes,
-      jsonText(bytes),
-    ),
+    this.host.storage.journal.recur(this.fence, this.drainLocal(), this.host.leaseMs, bytes, jsonText(bytes)),
   );
   this.end({ kind: "recur" });
   return forever();

@@ -3,8 +3,8 @@ import { MS, type StoreContext } from "./context.js";
 /** The system lock the leader holds (src/engine/leader.ts takes it; the read model names its holder). */
 export const LEADER_LOCK = "leader";
 
-/** System locks with a lease (e.g. "leader") and the worker registry. */
-export class LockStore {
+/** System locks with a lease: the leader lock (LEADER_LOCK), taken and renewed each leader tick. */
+export class LeaderLockStore {
   constructor(private readonly c: StoreContext) {}
 
   /** Takes or renews `name` for `owner` unless another owner holds an unexpired lease. */
@@ -27,30 +27,5 @@ export class LockStore {
       name,
       owner,
     ]);
-  }
-
-  async registerWorker(w: { id: string; hostname: string; pid: number; concurrency: number }): Promise<void> {
-    await this.c.db.query(
-      this.c.sql(`
-        INSERT INTO {schema}.workers (id, hostname, pid, concurrency) VALUES ($1, $2, $3, $4)
-        ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`),
-      [w.id, w.hostname, w.pid, w.concurrency],
-    );
-  }
-
-  async heartbeat(id: string): Promise<void> {
-    await this.c.db.query(this.c.sql("UPDATE {schema}.workers SET heartbeat_at = now() WHERE id = $1"), [id]);
-  }
-
-  async removeWorker(id: string): Promise<void> {
-    await this.c.db.query(this.c.sql("DELETE FROM {schema}.workers WHERE id = $1"), [id]);
-  }
-
-  /** Forget workers silent for longer than `staleMs`. */
-  async pruneWorkers(staleMs: number): Promise<void> {
-    await this.c.db.query(
-      this.c.sql(`DELETE FROM {schema}.workers WHERE heartbeat_at < now() - ${MS("$1")}`),
-      [staleMs],
-    );
   }
 }
