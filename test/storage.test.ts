@@ -69,15 +69,15 @@ describe("storage suite", () => {
     );
   });
 
-  test("suspend parks with a timer; fire completes the wait once and makes the actor runnable", async () => {
+  test("park leaves the actor waiting with a timer; fire completes the wait once and makes the actor runnable", async () => {
     await newActor("s-3");
     const row = (await s.actors.claim("s-3", W, 5000, types))!;
     const fence = { actorId: "s-3", leaseVersion: row.leaseVersion, worker: W };
-    await s.actors.suspend(fence, { seq: 0, kind: "sleep", name: "", until: new Date(Date.now() - 1) }, []);
+    await s.actors.park(fence, { seq: 0, kind: "sleep", name: "", until: new Date(Date.now() - 1) }, []);
     const parked = (await s.actors.get("s-3"))!;
     assert.equal(parked.status, "waiting");
     assert.equal(parked.leaseOwner, null);
-    assert.equal(parked.stickyWorker, W);
+    assert.equal(parked.parkedOn, W);
     assert.ok((await s.timers.due(100)).some((d) => d.actorId === "s-3"));
     assert.equal(await s.timers.fire("s-3", 0), true);
     assert.equal(await s.timers.fire("s-3", 0), false, "only once");
@@ -92,7 +92,7 @@ describe("storage suite", () => {
     const row = (await s.actors.claim("s-3b", W, 5000, types))!;
     const fence = { actorId: "s-3b", leaseVersion: row.leaseVersion, worker: W };
     const until = new Date(Date.now() + 60_000);
-    await s.actors.suspend(fence, { seq: 0, kind: "receive", name: "c", until }, []);
+    await s.actors.park(fence, { seq: 0, kind: "receive", name: "c", until }, []);
     assert.equal(await s.timers.fire("s-3b", 0), false, "not due: the wait stays");
     assert.equal((await s.actors.get("s-3b"))!.status, "waiting");
     assert.equal(await s.journal.entry("s-3b", 0), null);

@@ -26,7 +26,7 @@ db.transaction = (fn: (tx: SqlClient) => Promise<unknown>) =>
     throw new Error("rolled back");
   });
 for (const sticky of [false, true]) {
-  console.log(`stickyOnly=${sticky}`);
+  console.log(`parkedHereOnly=${sticky}`);
   await st.channels
     .deliver([source], "probe", 30_000, Number(limit), sticky, ["bench-fan-sub"])
     .catch((e: Error) => e.message !== "rolled back" && console.log(String(e)));

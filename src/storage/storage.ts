@@ -22,7 +22,7 @@ import { WorkerRegistryStore } from "./worker-registry-store.js";
 
 /**
  * troupe's storage, grouped by concern. Every operation is named for what it means
- * (claim, append, suspend, fire …); the SQL lives beside it. One Postgres dialect
+ * (claim, append, park, fire …); the SQL lives beside it. One Postgres dialect
  * serves both the real server and embedded PGlite.
  */
 export class Storage {

@@ -107,7 +107,7 @@ export class SubscriptionStore {
       }
       // The window between "nothing pending" and "wait registered", for tests to publish into.
       if (beforeWait) await beforeWait();
-      const parkedAt = await this.actors.suspendInTx(tx, fence, wait, locals);
+      const parkedAt = await this.actors.parkInTx(tx, fence, wait, locals);
       await tx.query(
         this.c.sql(
           "UPDATE {schema}.subscriptions SET wait_seq = $3 WHERE actor_id = $1 AND channel = ANY($2)",

@@ -39,7 +39,7 @@ export async function sleepUntil(this: Execution, when: Date | number): Promise<
 async function sleepAt(this: Execution, seq: number, until: Date): Promise<void> {
   const wait: WaitSpec = { seq, kind: "sleep", name: "", until };
   await this.waitFor(wait, async (locals) => ({
-    parkedAt: await this.host.storage.actors.suspend(this.fence, wait, locals),
+    parkedAt: await this.host.storage.actors.park(this.fence, wait, locals),
   }));
 }
 

@@ -215,8 +215,8 @@ export class Worker {
     this.slots.clear();
     this.parked.clear();
     this.leases.stop();
-    // Our parked executions are gone: deliveries need not wait for this worker (storage says "sticky").
-    await this.storage.actors.clearSticky(this.cfg.id).catch(() => {});
+    // Our parked executions are gone: deliveries need not wait for this worker.
+    await this.storage.actors.forgetParked(this.cfg.id).catch(() => {});
     await this.storage.workers.remove(this.cfg.id).catch(() => {});
   }
 
