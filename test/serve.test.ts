@@ -8,7 +8,7 @@ import { OutboxStore } from "../src/storage/outbox-store.js";
 import { OutboxRelay } from "../src/outbox/relay.js";
 import { runServe } from "../src/cli/serve.js";
 import { createServer, type TroupeServer } from "../src/serve/server.js";
-import { StoreContext } from "../src/storage/context.js";
+import { SchemaDb } from "../src/storage/schema-db.js";
 import { dropSchema, eventually, testTroupe } from "./helpers.js";
 import { storageOf } from "./support/internals.js";
 
@@ -449,7 +449,7 @@ describe("troupe serve: token, relay and readiness", () => {
     const troupe = testTroupe({ worker: false });
     await troupe.start();
     const schema = storageOf(troupe).schema;
-    const store = new OutboxStore(new StoreContext(storageOf(troupe).db, schema));
+    const store = new OutboxStore(new SchemaDb(storageOf(troupe).db, schema));
     const received: string[] = [];
     const sink = http.createServer((req, res) => {
       received.push(String(req.headers["ce-id"]));

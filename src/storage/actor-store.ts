@@ -1,5 +1,5 @@
 import { DuplicateActorError, LockLostError, type RecordedError } from "../errors.js";
-import { MS, type StoreContext } from "./context.js";
+import { MS, type SchemaDb } from "./schema-db.js";
 import { buildListQuery, encodeCursor, type ListFilter } from "./list-query.js";
 import type { SqlClient } from "./database.js";
 import {
@@ -75,7 +75,7 @@ const INSERT_ENTRIES = `
   SELECT $1, e.seq, e.kind, e.name, decode(e.result, 'base64'), e.error FROM ${ENTRIES_RECORDSET("$2")}`;
 
 export class ActorStore {
-  constructor(private readonly c: StoreContext) {}
+  constructor(private readonly c: SchemaDb) {}
 
   /** Inserts a new actor; an existing id returns the existing row (idempotent spawn). */
   async create(a: NewActor): Promise<{ row: ActorRow; created: boolean }> {

@@ -1,5 +1,5 @@
 import type { ActorStore } from "./actor-store.js";
-import type { StoreContext } from "./context.js";
+import type { SchemaDb } from "./schema-db.js";
 import type { SqlClient } from "./database.js";
 import type { ActorStatus, Fence, JournalEntry } from "./rows.js";
 import { clearWaits } from "./sql/clear-waits.js";
@@ -18,7 +18,7 @@ export type CancelOutcome =
  */
 export class CancellationStore {
   constructor(
-    private readonly c: StoreContext,
+    private readonly c: SchemaDb,
     private readonly actors: ActorStore,
   ) {}
 

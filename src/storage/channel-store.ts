@@ -1,5 +1,5 @@
 import { ChannelModeConflictError, type ChannelMode } from "../channels.js";
-import type { StoreContext } from "./context.js";
+import type { SchemaDb } from "./schema-db.js";
 import type { SqlClient } from "./database.js";
 
 /**
@@ -10,7 +10,7 @@ export class ChannelStore {
   /** A channel's mode never changes once set, so known modes are cached. */
   private readonly modes = new Map<string, ChannelMode>();
 
-  constructor(private readonly c: StoreContext) {}
+  constructor(private readonly c: SchemaDb) {}
 
   /** `client`: a transaction to read on (inside a transactional step, PGlite has only its connection). */
   async modeOf(name: string, client: SqlClient = this.c.db): Promise<ChannelMode | null> {

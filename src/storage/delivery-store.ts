@@ -1,5 +1,5 @@
 import { actorFromRow, type ActorRow, type JournalEntry } from "./rows.js";
-import type { StoreContext } from "./context.js";
+import type { SchemaDb } from "./schema-db.js";
 import { DELIVER } from "./sql/deliver.js";
 import { PENDING_SOURCES } from "./sql/pending-sources.js";
 import { LOCK_SOURCES_EXCLUSIVE } from "./sql/source-locks.js";
@@ -11,7 +11,7 @@ export interface DeliveredActor {
 
 /** Delivery: waiting subscribers paired with their next messages, and the sweep that finds missed ones. */
 export class DeliveryStore {
-  constructor(private readonly c: StoreContext) {}
+  constructor(private readonly c: SchemaDb) {}
 
   /**
    * Lock-first delivery (sql/deliver.ts) for the given sources, one transaction: the

@@ -1,10 +1,10 @@
 import type { ActorStore } from "./actor-store.js";
-import type { StoreContext } from "./context.js";
+import type { SchemaDb } from "./schema-db.js";
 import { journalFromRow, type Fence, type JournalEntry } from "./rows.js";
 
 export class JournalStore {
   constructor(
-    private readonly c: StoreContext,
+    private readonly c: SchemaDb,
     private readonly actors: ActorStore,
   ) {}
 

@@ -1,11 +1,11 @@
-import { MS, type StoreContext } from "./context.js";
+import { MS, type SchemaDb } from "./schema-db.js";
 
 /** The system lock the leader holds (src/engine/leader.ts takes it; the read model names its holder). */
 export const LEADER_LOCK = "leader";
 
 /** System locks with a lease: the leader lock (LEADER_LOCK), taken and renewed each leader tick. */
 export class LeaderLockStore {
-  constructor(private readonly c: StoreContext) {}
+  constructor(private readonly c: SchemaDb) {}
 
   /** Takes or renews `name` for `owner` unless another owner holds an unexpired lease. */
   async tryAcquire(name: string, owner: string, leaseMs: number): Promise<boolean> {

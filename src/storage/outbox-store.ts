@@ -13,7 +13,7 @@ import {
   type OutboxEntry,
   type OutboxStatus,
 } from "../outbox/outbox-entry.js";
-import { MS, type StoreContext } from "./context.js";
+import { MS, type SchemaDb } from "./schema-db.js";
 import type { SqlClient } from "./database.js";
 import { FENCED_EFFECT, fencedParams } from "./fenced-effect.js";
 import type { Fence, JournalEntry } from "./rows.js";
@@ -98,7 +98,7 @@ export class OutboxStore {
   private readonly listeners = new Set<() => void>();
 
   constructor(
-    private readonly c: StoreContext,
+    private readonly c: SchemaDb,
     opts: OutboxStoreOptions = {},
   ) {
     this.maxEventBytes = opts.maxEventBytes ?? 1024 * 1024;

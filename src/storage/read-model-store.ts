@@ -5,7 +5,7 @@
  * from one snapshot; the same SQL runs on PostgreSQL and PGlite.
  */
 import type { ChannelMode } from "../channels.js";
-import type { StoreContext } from "./context.js";
+import type { SchemaDb } from "./schema-db.js";
 import { LEADER_LOCK } from "./leader-lock-store.js";
 import { broadcastPending, unclaimedPending } from "./sql/pending.js";
 
@@ -133,7 +133,7 @@ interface WorkerRow {
 const toDate = (v: Date | string | null): Date | null => (v === null ? null : new Date(v));
 
 export class ReadModelStore {
-  constructor(private readonly c: StoreContext) {}
+  constructor(private readonly c: SchemaDb) {}
 
   /**
    * Channels (those with a mode, i.e. subscribed to at least once), by name, after `after`

@@ -1,6 +1,6 @@
 import { LockLostError, type RecordedError } from "../errors.js";
 import type { ActorStore } from "./actor-store.js";
-import { MS, type StoreContext } from "./context.js";
+import { MS, type SchemaDb } from "./schema-db.js";
 import type { SqlClient } from "./database.js";
 import type { CompensationOutcome, CompensationRecord, Fence, JournalEntry } from "./rows.js";
 import { clearWaits } from "./sql/clear-waits.js";
@@ -17,7 +17,7 @@ export interface PendingCompensation {
  */
 export class SagaStore {
   constructor(
-    private readonly c: StoreContext,
+    private readonly c: SchemaDb,
     private readonly actors: ActorStore,
   ) {}
 

@@ -1,6 +1,6 @@
 import { ActorStore } from "./actor-store.js";
 import { ChannelStore } from "./channel-store.js";
-import { StoreContext } from "./context.js";
+import { SchemaDb } from "./schema-db.js";
 import type { Database } from "./database.js";
 import { DeliveryStore } from "./delivery-store.js";
 import { GroupStore } from "./group-store.js";
@@ -45,31 +45,31 @@ export class Storage {
   readonly projections: ProjectionStore;
   /** The operator tools' views (dashboard, readiness). */
   readonly readModels: ReadModelStore;
-  private readonly ctx: StoreContext;
+  private readonly schemaDb: SchemaDb;
 
   constructor(
     readonly db: Database,
     readonly schema: string,
   ) {
-    this.ctx = new StoreContext(db, schema);
-    this.actors = new ActorStore(this.ctx);
-    this.journal = new JournalStore(this.ctx, this.actors);
-    this.timers = new TimerStore(this.ctx);
-    this.leaderLock = new LeaderLockStore(this.ctx);
-    this.workers = new WorkerRegistryStore(this.ctx);
-    this.messages = new MessageStore(this.ctx);
-    this.delivery = new DeliveryStore(this.ctx);
-    this.channels = new ChannelStore(this.ctx);
-    this.subscriptions = new SubscriptionStore(this.ctx, this.actors, this.channels);
-    this.groups = new GroupStore(this.ctx, this.actors);
-    this.outbox = new OutboxStore(this.ctx);
-    this.sagas = new SagaStore(this.ctx, this.actors);
-    this.cancellation = new CancellationStore(this.ctx, this.actors);
-    this.schedules = new ScheduleStore(this.ctx);
-    this.stats = new StatsStore(this.ctx);
-    this.stream = new StreamStore(this.ctx);
-    this.projections = new ProjectionStore(this.ctx);
-    this.readModels = new ReadModelStore(this.ctx);
+    this.schemaDb = new SchemaDb(db, schema);
+    this.actors = new ActorStore(this.schemaDb);
+    this.journal = new JournalStore(this.schemaDb, this.actors);
+    this.timers = new TimerStore(this.schemaDb);
+    this.leaderLock = new LeaderLockStore(this.schemaDb);
+    this.workers = new WorkerRegistryStore(this.schemaDb);
+    this.messages = new MessageStore(this.schemaDb);
+    this.delivery = new DeliveryStore(this.schemaDb);
+    this.channels = new ChannelStore(this.schemaDb);
+    this.subscriptions = new SubscriptionStore(this.schemaDb, this.actors, this.channels);
+    this.groups = new GroupStore(this.schemaDb, this.actors);
+    this.outbox = new OutboxStore(this.schemaDb);
+    this.sagas = new SagaStore(this.schemaDb, this.actors);
+    this.cancellation = new CancellationStore(this.schemaDb, this.actors);
+    this.schedules = new ScheduleStore(this.schemaDb);
+    this.stats = new StatsStore(this.schemaDb);
+    this.stream = new StreamStore(this.schemaDb);
+    this.projections = new ProjectionStore(this.schemaDb);
+    this.readModels = new ReadModelStore(this.schemaDb);
   }
 
   migrate() {
@@ -88,7 +88,7 @@ export class Storage {
   /** The random id made once per installation (database + schema): scopes shared transports. */
   async installationId(): Promise<string> {
     const { rows } = await this.db.query<{ id: string }>(
-      this.ctx.sql("SELECT id FROM {schema}.installation"),
+      this.schemaDb.sql("SELECT id FROM {schema}.installation"),
     );
     if (!rows[0]) throw new Error(`schema "${this.schema}" has no installation id (migration 0004 missing)`);
     return rows[0].id;
@@ -99,7 +99,7 @@ export class Storage {
    * storage/ asks a store for an operation instead (as `db`, this goes once no caller is left).
    */
   sql(text: string): string {
-    return this.ctx.sql(text);
+    return this.schemaDb.sql(text);
   }
 
   close() {

@@ -1,7 +1,7 @@
 import { NotSubscribedError, type ChannelMode } from "../channels.js";
 import type { ActorStore, WaitSpec } from "./actor-store.js";
 import type { ChannelStore } from "./channel-store.js";
-import type { StoreContext } from "./context.js";
+import type { SchemaDb } from "./schema-db.js";
 import type { SqlClient } from "./database.js";
 import type { Fence, JournalEntry } from "./rows.js";
 import { LOCK_SOURCES_EXCLUSIVE } from "./sql/source-locks.js";
@@ -21,7 +21,7 @@ interface Subscription {
  */
 export class SubscriptionStore {
   constructor(
-    private readonly c: StoreContext,
+    private readonly c: SchemaDb,
     private readonly actors: ActorStore,
     private readonly channels: ChannelStore,
   ) {}

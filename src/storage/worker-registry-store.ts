@@ -1,8 +1,8 @@
-import { MS, type StoreContext } from "./context.js";
+import { MS, type SchemaDb } from "./schema-db.js";
 
 /** The worker registry: each worker's row, kept fresh by its heartbeat, pruned once silent. */
 export class WorkerRegistryStore {
-  constructor(private readonly c: StoreContext) {}
+  constructor(private readonly c: SchemaDb) {}
 
   async register(w: { id: string; hostname: string; pid: number; concurrency: number }): Promise<void> {
     await this.c.db.query(

@@ -1,5 +1,5 @@
 import { messageEnvelopeSql } from "../../codec.js";
-import { MS } from "../context.js";
+import { MS } from "../schema-db.js";
 import { broadcastPending, hasPending, unclaimedPending } from "./pending.js";
 
 /**
