@@ -1,4 +1,4 @@
-import { messageEnvelopeSql } from "../codec.js";
+import { messageEnvelopeSql } from "./sql/envelope.js";
 import { LockLostError, NotFoundError } from "../errors.js";
 import { MS, type SchemaDb } from "./schema-db.js";
 import type { SqlClient } from "./database.js";

@@ -1,4 +1,4 @@
-import { messageEnvelopeSql } from "../../codec.js";
+import { messageEnvelopeSql } from "./envelope.js";
 import { MS } from "../schema-db.js";
 import { broadcastPending, hasPending, unclaimedPending } from "./pending.js";
 
