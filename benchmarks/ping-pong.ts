@@ -9,6 +9,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Troupe } from "../src/index.js";
+import { rawSqlOf } from "../src/internal/storage-access.js";
 import { pinger, ponger, type PingResult } from "./ping-pong-actors.js";
 import { PG_URL, REDIS_URL, dropSchema, freshSchema, withPg } from "./lib/env.js";
 import type { ResultRow, Scenario, ScenarioContext, ScenarioResult } from "./lib/scenario.js";
@@ -38,7 +39,7 @@ async function roundInProcess(t: Troupe, tag: string, round: number, warmup: num
     const res = await ref.result({ timeout: ROUND_TIMEOUT });
     return { res, wall: wallMs() - t0 };
   } catch (err) {
-    throw new StuckError(String(err), await stuckState(t._storage.db, t._storage.schema, [ref.id, pongId]));
+    throw new StuckError(String(err), await stuckState(rawSqlOf(t).db, rawSqlOf(t).schema, [ref.id, pongId]));
   }
 }
 

@@ -17,6 +17,7 @@ import { REDIS_URL, eventually, freshSchema, needsPostgres } from "./helpers.js"
 import { isConnectionError, mapDatabaseError } from "../src/storage/db-errors.js";
 import { PgDatabase } from "../src/storage/pg-database.js";
 import { freePort, startPrivatePostgres, type PrivatePostgres } from "./support/servers.js";
+import { databaseOf } from "./support/internals.js";
 
 const LOOPERS = 20;
 
@@ -440,7 +441,7 @@ describe("database faults", { skip: needsPostgres }, () => {
     });
     await client.start();
     try {
-      const db = client._storage.db;
+      const db = databaseOf(client);
       const division = await rejection(db.query("SELECT 1 / 0"));
       assert.equal((division as { code?: string }).code, "22012");
       const syntax = await rejection(db.transaction((tx) => tx.query("SELEC 1")));

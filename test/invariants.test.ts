@@ -50,6 +50,7 @@ import {
   needsPostgres,
   testTroupe,
 } from "./helpers.js";
+import { boundSql, databaseOf, schemaOf } from "./support/internals.js";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
 const WORKER_SCRIPT = fileURLToPath(new URL("./fixtures/inv-worker.ts", import.meta.url));
@@ -688,8 +689,9 @@ describe("lease expiry on the worker that still runs the actor", () => {
       await inStep;
       const row = async () =>
         (
-          await t._storage.db.query<{ lease_owner: string | null; lease_version: string; status: string }>(
-            t._storage.sql(
+          await databaseOf(t).query<{ lease_owner: string | null; lease_version: string; status: string }>(
+            boundSql(
+              t,
               "SELECT status, lease_owner, lease_version::text FROM {schema}.actors WHERE id = 'inv-slow'",
             ),
           )
@@ -698,9 +700,12 @@ describe("lease expiry on the worker that still runs the actor", () => {
       // A late heartbeat: the lease runs out while the step still runs on this worker,
       // and this worker's own poll claims the actor again.
       await eventually(async () => {
-        await t._storage.db.query(
-          t._storage.sql(`UPDATE {schema}.actors SET lease_expires_at = now() - interval '1 second'
-                           WHERE id = 'inv-slow' AND lease_version = $1`),
+        await databaseOf(t).query(
+          boundSql(
+            t,
+            `UPDATE {schema}.actors SET lease_expires_at = now() - interval '1 second'
+                           WHERE id = 'inv-slow' AND lease_version = $1`,
+          ),
           [v0],
         );
         return Number((await row()).lease_version) > v0;
@@ -758,7 +763,7 @@ describe("heartbeat vs a long transactional step", { skip: needsPostgres }, () =
             await probe.query<{ n: string }>(
               `SELECT count(*) AS n FROM pg_stat_activity
                 WHERE wait_event_type = 'Lock' AND query LIKE '%SET lease_expires_at%' AND query LIKE $1`,
-              [`%"${t._storage.schema}".actors%`],
+              [`%"${schemaOf(t)}".actors%`],
             )
           ).rows[0]!.n,
         );
@@ -836,7 +841,7 @@ describe("heartbeat vs a receive queued on a busy channel", { skip: needsPostgre
             (
               await probe.query<{ n: string }>(
                 `SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`,
-                [`%"${t._storage.schema}".actors SET lease_expires_at%`],
+                [`%"${schemaOf(t)}".actors SET lease_expires_at%`],
               )
             ).rows[0]!.n,
           );
@@ -906,8 +911,8 @@ describe("transient database errors inside journaled effects", { skip: needsPost
       const out = await ref.result({ timeout: "20s" }).catch((err: unknown) => `failed: ${String(err)}`);
       assert.equal(injected, 1, "the deadlock error was injected into the publish");
       assert.equal(out, "published");
-      const { rows } = await t._storage.db.query<{ n: number }>(
-        t._storage.sql("SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'inv-transient'"),
+      const { rows } = await databaseOf(t).query<{ n: number }>(
+        boundSql(t, "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'inv-transient'"),
       );
       assert.equal(Number(rows[0]!.n), 1, "published exactly once");
     } finally {

@@ -12,7 +12,7 @@ import { PgDatabase } from "../src/storage/pg-database.js";
 import type { Troupe } from "../src/troupe.js";
 import { PG_URL, dropSchema, eventually, needsPostgres, testTroupe } from "./helpers.js";
 import { SinkServer, duplicates } from "./fixtures/outbox-sink.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf, schemaOf } from "./support/internals.js";
 
 interface Env {
   t: Troupe;
@@ -32,7 +32,8 @@ afterEach(async () => {
 async function setup(storeOpts: { maxEventBytes?: number } = {}): Promise<Env> {
   const t = testTroupe({ worker: false });
   await t.start();
-  const { db, schema } = storageOf(t);
+  const db = databaseOf(t);
+  const schema = schemaOf(t);
   const store = new OutboxStore(new SchemaDb(db, schema), storeOpts);
   const sink = new SinkServer();
   await sink.listen(0);
@@ -60,7 +61,7 @@ async function setup(storeOpts: { maxEventBytes?: number } = {}): Promise<Env> {
       r.start();
       return r;
     },
-    sql: async (text, params) => (await db.query(storageOf(t).sql(text), params)).rows as never,
+    sql: async (text, params) => (await db.query(boundSql(t, text), params)).rows as never,
   };
 }
 

@@ -4,7 +4,7 @@ import { encode } from "../src/codec.js";
 import type { TroupeError } from "../src/index.js";
 import type { Storage } from "../src/storage/storage.js";
 import { testTroupe } from "./helpers.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf, storageOf } from "./support/internals.js";
 
 /**
  * The storage layer on its own, through its semantic operations. Runs unchanged on
@@ -27,8 +27,8 @@ describe("storage suite", () => {
   test("migrations are idempotent and recorded in the ledger", async () => {
     const again = await s.migrate();
     assert.deepEqual(again.applied, []);
-    const { rows } = await s.db.query<{ n: number }>(
-      s.sql("SELECT count(*)::int AS n FROM {schema}.migrations"),
+    const { rows } = await databaseOf(t).query<{ n: number }>(
+      boundSql(t, "SELECT count(*)::int AS n FROM {schema}.migrations"),
     );
     assert.ok(rows[0]!.n >= 3);
     assert.equal(await s.checkSchema(), again.version);
@@ -135,9 +135,10 @@ describe("storage suite", () => {
     };
     const read = await publish("news-r");
     const unread = await publish("news-r");
-    await s.db.query(s.sql("UPDATE {schema}.subscriptions SET cursor = $1 WHERE actor_id = 'r-reader'"), [
-      read,
-    ]);
+    await databaseOf(t).query(
+      boundSql(t, "UPDATE {schema}.subscriptions SET cursor = $1 WHERE actor_id = 'r-reader'"),
+      [read],
+    );
     const queued = await publish("jobs-r"); // competing, never claimed
     await s.subscriptions.subscribe(fence, [], 5000, {
       channel: "jobs-r",
@@ -145,11 +146,15 @@ describe("storage suite", () => {
       source: "jobs-r",
     });
     const claimed = await publish("jobs-r");
-    await s.db.query(s.sql("UPDATE {schema}.messages SET claimed_by = 'x' WHERE id = $1"), [claimed]);
+    await databaseOf(t).query(boundSql(t, "UPDATE {schema}.messages SET claimed_by = 'x' WHERE id = $1"), [
+      claimed,
+    ]);
     const mailbox = await publish("inbox:r-reader", { directTo: "r-reader" }); // live target, unread
     const removed = await s.messages.deleteRead(0, 1000);
     assert.ok(removed >= 2);
-    const { rows } = await s.db.query<{ id: string }>(s.sql("SELECT id::text AS id FROM {schema}.messages"));
+    const { rows } = await databaseOf(t).query<{ id: string }>(
+      boundSql(t, "SELECT id::text AS id FROM {schema}.messages"),
+    );
     const left = new Set(rows.map((r) => r.id));
     assert.ok(!left.has(read), "read broadcast removed");
     assert.ok(!left.has(claimed), "claimed competing removed");
@@ -158,8 +163,8 @@ describe("storage suite", () => {
     assert.ok(left.has(mailbox), "unread mailbox of a live actor kept");
     await s.actors.finish(fence, { status: "completed", output: encode(null) }, []);
     await s.messages.deleteRead(0, 1000);
-    const { rows: after } = await s.db.query<{ id: string }>(
-      s.sql("SELECT id::text AS id FROM {schema}.messages WHERE id = $1"),
+    const { rows: after } = await databaseOf(t).query<{ id: string }>(
+      boundSql(t, "SELECT id::text AS id FROM {schema}.messages WHERE id = $1"),
       [mailbox],
     );
     assert.equal(after.length, 0, "a finished actor's unread mail goes");

@@ -27,7 +27,7 @@ db.transaction = (fn: (tx: SqlClient) => Promise<unknown>) =>
   });
 for (const sticky of [false, true]) {
   console.log(`parkedHereOnly=${sticky}`);
-  await st.channels
+  await st.delivery
     .deliver([source], "probe", 30_000, Number(limit), sticky, ["bench-fan-sub"])
     .catch((e: Error) => e.message !== "rolled back" && console.log(String(e)));
 }

@@ -48,10 +48,11 @@ export class Storage {
   private readonly schemaDb: SchemaDb;
 
   constructor(
-    readonly db: Database,
+    db: Database,
     readonly schema: string,
   ) {
     this.schemaDb = new SchemaDb(db, schema);
+    schemaDbs.set(this, this.schemaDb);
     this.actors = new ActorStore(this.schemaDb);
     this.journal = new JournalStore(this.schemaDb, this.actors);
     this.timers = new TimerStore(this.schemaDb);
@@ -73,36 +74,39 @@ export class Storage {
   }
 
   migrate() {
-    return migrate(this.db, this.schema);
+    return migrate(this.schemaDb.db, this.schema);
   }
 
   checkSchema() {
-    return checkSchema(this.db, this.schema);
+    return checkSchema(this.schemaDb.db, this.schema);
   }
 
   /** One round trip (SELECT 1): resolves when the database answers. */
   async ping(): Promise<void> {
-    await this.db.query("SELECT 1");
+    await this.schemaDb.db.query("SELECT 1");
   }
 
   /** The random id made once per installation (database + schema): scopes shared transports. */
   async installationId(): Promise<string> {
-    const { rows } = await this.db.query<{ id: string }>(
+    const { rows } = await this.schemaDb.db.query<{ id: string }>(
       this.schemaDb.sql("SELECT id FROM {schema}.installation"),
     );
     if (!rows[0]) throw new Error(`schema "${this.schema}" has no installation id (migration 0004 missing)`);
     return rows[0].id;
   }
 
-  /**
-   * Raw SQL bound to the schema: for src/internal/ (the tests' door) only. Code outside
-   * storage/ asks a store for an operation instead (as `db`, this goes once no caller is left).
-   */
-  sql(text: string): string {
-    return this.schemaDb.sql(text);
-  }
-
   close() {
-    return this.db.close();
+    return this.schemaDb.db.close();
   }
+}
+
+/** Each Storage's database: kept off the class, so code with a Storage sees only its operations. */
+const schemaDbs = new WeakMap<Storage, SchemaDb>();
+
+/**
+ * The database and `{schema}` binder under `storage`: for src/internal/storage-access.ts
+ * only (the tests' raw reads and seeded rows). Everything else asks a store for an operation.
+ */
+export function schemaDbOf(storage: Storage): SchemaDb {
+  return schemaDbs.get(storage)!;
 }
