@@ -10,13 +10,13 @@ import { MAX_DEPTH, unstorableText } from "./names.js";
  *  - tag 0 for `undefined` (an actor or step that returns nothing).
  */
 const TAG_UNDEFINED = 0;
-const TAG_JSON = 1;
+export const TAG_JSON = 1;
 const TAG_MSGPACK = 2;
 /**
  * A delivered message (tag 3): [u32 header length][header JSON][data, itself encoded].
- * Built by SQL at delivery so fan-out needs no round trip through JS.
+ * Built by SQL at delivery so fan-out needs no round trip through JS (storage/sql/envelope.ts).
  */
-const TAG_MESSAGE = 3;
+export const TAG_MESSAGE = 3;
 
 const packr = new Packr({
   useRecords: true,
@@ -193,13 +193,4 @@ export function decode<T = unknown>(bytes: Uint8Array | null | undefined): T {
 /** The JSON text of a JSON-encoded value (for jsonb columns used by filters), or null when it is msgpack. */
 export function jsonText(encoded: Buffer): string | null {
   return encoded[0] === TAG_JSON ? encoded.subarray(1).toString("utf8") : null;
-}
-
-/**
- * SQL expression building a tag-3 message envelope from a messages row `m` and the
- * user-facing channel name expression `ch`.
- */
-export function messageEnvelopeSql(m: string, ch: string): string {
-  const header = `convert_to(json_build_object('id', ${m}.id::text, 'channel', ${ch}, 'metadata', ${m}.metadata, 'sender', ${m}.sender, 'context', ${m}.context, 'publishedAt', floor(extract(epoch from ${m}.published_at) * 1000))::text, 'UTF8')`;
-  return `('\\x03'::bytea || int4send(octet_length(${header})) || ${header} || ${m}.data)`;
 }

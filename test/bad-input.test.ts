@@ -16,7 +16,7 @@ import {
 } from "../src/index.js";
 import { dropSchema, freshSchema, testTroupe } from "./helpers.js";
 import { countActors, countJournal, persistentBackend } from "./fixtures/durability-backend.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf } from "./support/internals.js";
 
 /** Asserts `err` is a TroupeError of class `cls` with `code`. */
 function assertTroupeError(
@@ -189,8 +189,8 @@ describe("bad input gets a typed error and changes nothing", () => {
     assert.equal(info?.status, "failed");
     assert.equal(info?.error?.code, "VALIDATION");
     assert.equal(await countJournal(t, ref.id), 1, "only the step before the bad sleep is journaled");
-    const timers = await storageOf(t).db.query<{ n: number }>(
-      storageOf(t).sql("SELECT count(*)::int AS n FROM {schema}.timers WHERE actor_id = $1"),
+    const timers = await databaseOf(t).query<{ n: number }>(
+      boundSql(t, "SELECT count(*)::int AS n FROM {schema}.timers WHERE actor_id = $1"),
       [ref.id],
     );
     assert.equal(timers.rows[0]?.n, 0, "no timer for the bad sleep");
@@ -207,8 +207,8 @@ describe("bad input gets a typed error and changes nothing", () => {
     const ref = await t.spawn(innerBad, {}, { id: "inner-bad-1" });
     const out = await ref.result({ timeout: "20s" });
     assert.deepEqual(out, { codes: Array(7).fill("VALIDATION"), ok: "fine" });
-    const { rows } = await storageOf(t).db.query<{ seq: number; name: string }>(
-      storageOf(t).sql("SELECT seq, name FROM {schema}.journal WHERE actor_id = $1 ORDER BY seq"),
+    const { rows } = await databaseOf(t).query<{ seq: number; name: string }>(
+      boundSql(t, "SELECT seq, name FROM {schema}.journal WHERE actor_id = $1 ORDER BY seq"),
       [ref.id],
     );
     assert.deepEqual(
@@ -364,14 +364,12 @@ describe("schema checks at start", () => {
       const first = backend.troupe({ actors: [actor("idle", async () => "idle")] });
       await first.start();
       await (await first.spawn("idle", {}, { id: "kept" })).result({ timeout: "20s" });
-      await storageOf(first).db.query(
-        storageOf(first).sql(
-          "INSERT INTO {schema}.migrations (version, name) VALUES (9999, 'from_the_future')",
-        ),
+      await databaseOf(first).query(
+        boundSql(first, "INSERT INTO {schema}.migrations (version, name) VALUES (9999, 'from_the_future')"),
       );
       const actorsBefore = await countActors(first);
-      const { rows: versionsBefore } = await storageOf(first).db.query<{ version: number }>(
-        storageOf(first).sql("SELECT version FROM {schema}.migrations ORDER BY version"),
+      const { rows: versionsBefore } = await databaseOf(first).query<{ version: number }>(
+        boundSql(first, "SELECT version FROM {schema}.migrations ORDER BY version"),
       );
       assert.equal(versionsBefore.at(-1)?.version, 9999);
       await first.stop();

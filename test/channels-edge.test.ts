@@ -18,7 +18,7 @@ import {
 import { decode } from "../src/codec.js";
 import { setDebugPoint } from "../src/internal/debug-points.js";
 import { REDIS_URL, eventually, restartable, testTroupe } from "./helpers.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf, storageOf } from "./support/internals.js";
 
 type Mode = "broadcast" | "competing" | "direct";
 
@@ -43,8 +43,8 @@ async function lives(opts: TroupeOptions) {
 }
 
 async function countMessages(t: Troupe, where = "true", params: unknown[] = []): Promise<number> {
-  const { rows } = await storageOf(t).db.query<{ n: number }>(
-    storageOf(t).sql(`SELECT count(*)::int AS n FROM {schema}.messages WHERE ${where}`),
+  const { rows } = await databaseOf(t).query<{ n: number }>(
+    boundSql(t, `SELECT count(*)::int AS n FROM {schema}.messages WHERE ${where}`),
     params,
   );
   return Number(rows[0]!.n);
@@ -150,14 +150,12 @@ describe("bad input from inside actors", () => {
         assert.equal(badInsideRuns.length, 2, "the actor function ran again (replay)");
         assert.deepEqual(badInsideRuns[1], expected, "replay: the same errors");
         assert.equal(await countMessages(second), 1, "only the go message exists");
-        const { rows } = await storageOf(second).db.query<{
+        const { rows } = await databaseOf(second).query<{
           seq: number;
           kind: string;
           error: { code?: string } | null;
         }>(
-          storageOf(second).sql(
-            "SELECT seq, kind, error FROM {schema}.journal WHERE actor_id = $1 ORDER BY seq",
-          ),
+          boundSql(second, "SELECT seq, kind, error FROM {schema}.journal WHERE actor_id = $1 ORDER BY seq"),
           [ref.id],
         );
         // Argument errors consume no position; the two that need the database (NOT_FOUND,
@@ -280,8 +278,9 @@ describe("message retention", () => {
       await eventually(async () => (await t1.members("ret-read")).length === 4, "first reads done");
       // It joins "ret-read", then registers its next receive: waiting a moment later, not at once.
       await eventually(async () => (await bReader.status()) === "waiting", "the broadcast reader waiting");
-      const claimed = await storageOf(t1).db.query<{ channel: string }>(
-        storageOf(t1).sql(
+      const claimed = await databaseOf(t1).query<{ channel: string }>(
+        boundSql(
+          t1,
           "SELECT channel FROM {schema}.messages WHERE claimed_by IS NOT NULL AND channel IN ('ret-jobs', $1) ORDER BY id",
         ),
         [`ret-inbox:${dOwner.id}`],
@@ -289,8 +288,9 @@ describe("message retention", () => {
       assert.equal(claimed.rows.length, 4, "j1, j2, d1, d2 were claimed");
 
       const backdate = (names: string[], age: string) =>
-        storageOf(t1).db.query(
-          storageOf(t1).sql(
+        databaseOf(t1).query(
+          boundSql(
+            t1,
             "UPDATE {schema}.messages SET published_at = now() - $2::interval WHERE id = ANY($1::bigint[])",
           ),
           [names.map((n) => id[n]), age],
@@ -464,8 +464,9 @@ const single = actor("cedge-single", async (ctx: ActorContext, input: { chs: str
 
 /** Messages of `ch` in id order, with whether each was claimed. */
 async function claims(t: Troupe, ch: string): Promise<{ data: string; claimed: boolean }[]> {
-  const { rows } = await storageOf(t).db.query<{ data: Buffer; claimed: boolean }>(
-    storageOf(t).sql(
+  const { rows } = await databaseOf(t).query<{ data: Buffer; claimed: boolean }>(
+    boundSql(
+      t,
       "SELECT data, claimed_by IS NOT NULL AS claimed FROM {schema}.messages WHERE channel = $1 ORDER BY id",
     ),
     [ch],
@@ -687,7 +688,7 @@ describe("competing delivery over several sources (storage level)", () => {
         await t2.publish("sfifo-b", "b1");
         await t2.publish("sfifo-a", "a1");
         await t2.publish("sfifo-a", "a2");
-        const delivered = await storageOf(t2).channels.deliver(
+        const delivered = await storageOf(t2).delivery.deliver(
           ["sfifo-a", "sfifo-b"],
           "cedge-test-worker",
           5000,

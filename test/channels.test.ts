@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { TroupeError, actor, channel, type ActorContext, type Message } from "../src/index.js";
 import { eventually, testTroupe } from "./helpers.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf, storageOf } from "./support/internals.js";
 
 type Seen = {
   id: string;
@@ -197,8 +197,9 @@ describe("channels", () => {
     for (let i = 30; i < 60; i++) await t.publish("jobs", i);
     // Each collector stops after a 30s timeout with nothing left; wait until all 60 are claimed instead.
     await eventually(async () => {
-      const { rows } = await storageOf(t).db.query<{ n: number }>(
-        storageOf(t).sql(
+      const { rows } = await databaseOf(t).query<{ n: number }>(
+        boundSql(
+          t,
           "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'jobs' AND claimed_by IS NOT NULL",
         ),
       );
@@ -318,16 +319,16 @@ describe("channels", () => {
 });
 
 async function countMessages(t: ReturnType<typeof testTroupe>, ch: string): Promise<number> {
-  const { rows } = await storageOf(t).db.query<{ n: number }>(
-    storageOf(t).sql("SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = $1"),
+  const { rows } = await databaseOf(t).query<{ n: number }>(
+    boundSql(t, "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = $1"),
     [ch],
   );
   return Number(rows[0]!.n);
 }
 
 async function countAllMessages(t: ReturnType<typeof testTroupe>): Promise<number> {
-  const { rows } = await storageOf(t).db.query<{ n: number }>(
-    storageOf(t).sql("SELECT count(*)::int AS n FROM {schema}.messages"),
+  const { rows } = await databaseOf(t).query<{ n: number }>(
+    boundSql(t, "SELECT count(*)::int AS n FROM {schema}.messages"),
   );
   return Number(rows[0]!.n);
 }

@@ -13,7 +13,7 @@ import { after, before, describe, test } from "node:test";
 import { actor, channel, NonRetryableError, type Troupe } from "../src/index.js";
 import { dropSchema, eventually, freshSchema, PG_URL, testTroupe } from "./helpers.js";
 import { runNode, type NodeRun } from "./support/run-node.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf } from "./support/internals.js";
 
 const Wake = channel<{ go: boolean }>("cli-wake");
 const order = actor(
@@ -98,18 +98,20 @@ describe("troupe CLI", () => {
         return true;
       }, "every actor in its expected status");
       // Fixed start times for the date filters, and one completion long ago for stats --since.
-      const s = storageOf(worker);
       for (const o of orders)
-        await s.db.query(s.sql(`UPDATE {schema}.actors SET started_at = $2 WHERE id = $1`), [
-          o.id,
-          new Date(o.started),
-        ]);
-      await s.db.query(
-        s.sql(`UPDATE {schema}.actors
+        await databaseOf(worker).query(
+          boundSql(worker, `UPDATE {schema}.actors SET started_at = $2 WHERE id = $1`),
+          [o.id, new Date(o.started)],
+        );
+      await databaseOf(worker).query(
+        boundSql(
+          worker,
+          `UPDATE {schema}.actors
                   SET started_at = timestamptz '2020-01-01 00:00:00+00',
                       finished_at = timestamptz '2020-01-01 00:00:01+00',
                       updated_at = timestamptz '2020-01-01 00:00:01+00'
-                WHERE id = 'quick-2'`),
+                WHERE id = 'quick-2'`,
+        ),
       );
       connection = ["--database", (PG_URL ?? dir)!, "--schema", schema];
     } finally {

@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { DatabaseLockedError, Troupe, TroupeError } from "../src/index.js";
 import { eventually } from "./helpers.js";
 import { runNode } from "./support/run-node.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf } from "./support/internals.js";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
 
@@ -30,8 +30,8 @@ async function count(dir: string, channel: string): Promise<number> {
   const t = new Troupe({ database: dir, worker: false, logger: () => {} });
   await t.start();
   try {
-    const { rows } = await storageOf(t).db.query<{ n: number }>(
-      storageOf(t).sql("SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = $1"),
+    const { rows } = await databaseOf(t).query<{ n: number }>(
+      boundSql(t, "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = $1"),
       [channel],
     );
     return rows[0]!.n;

@@ -5,7 +5,7 @@ import { decode, encode } from "../src/codec.js";
 import { setDebugPoint } from "../src/internal/debug-points.js";
 import { TroupeError, actor, type ActorContext } from "../src/index.js";
 import { PG_URL, eventually, needsPostgres, restartable, testTroupe } from "./helpers.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf, storageOf } from "./support/internals.js";
 
 const echo = actor("echo", async (ctx: ActorContext, input: { n: number }) => {
   await ctx.subscribe("in", "direct");
@@ -127,8 +127,8 @@ describe("waiters nobody was told about", () => {
       const ref = await t.spawn(waiter, { ch: "orphaned" });
       await eventually(async () => (await t.get(ref.id))?.status === "waiting", "waiter parked");
       // As if it had parked on a worker that is gone (no heartbeat at all).
-      await storageOf(t).db.query(
-        storageOf(t).sql("UPDATE {schema}.actors SET sticky_worker = 'a-worker-that-died' WHERE id = $1"),
+      await databaseOf(t).query(
+        boundSql(t, "UPDATE {schema}.actors SET sticky_worker = 'a-worker-that-died' WHERE id = $1"),
         [ref.id],
       );
       await t.publish("orphaned", "still delivered");
@@ -143,20 +143,22 @@ describe("waiters nobody was told about", () => {
     try {
       await t.start();
       // Someone else leads: no hints from the background loop, only this worker's own sweep.
-      await storageOf(t).db.query(
-        storageOf(t).sql(`
+      await databaseOf(t).query(
+        boundSql(
+          t,
+          `
           INSERT INTO {schema}.system_locks (name, owner, expires_at) VALUES ('leader', 'someone-else', now() + interval '1 hour')
-          ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at`),
+          ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at`,
+        ),
       );
       await eventually(() => t.workerStats()?.leader === false, "this worker no longer leads");
       const ref = await t.spawn(waiter, { ch: "unannounced" });
       await eventually(async () => (await t.get(ref.id))?.status === "waiting", "waiter parked");
       // A message written without any wakeup (as if the hint was lost on the way).
-      await storageOf(t).channels.publish({
-        source: "unannounced",
-        data: encode("found by the sweep"),
-        metadata: {},
-      });
+      await storageOf(t).messages.insert(
+        { to: { source: "unannounced", directTo: null }, data: encode("found by the sweep"), metadata: {} },
+        { by: "client" },
+      );
       assert.equal(await ref.result({ timeout: "20s" }), "found by the sweep");
     } finally {
       await t.stop();
@@ -166,12 +168,15 @@ describe("waiters nobody was told about", () => {
 
 /** How many messages the actor had consumed when it last parked; -1 while it runs. One snapshot for both facts. */
 async function parkedAfter(t: ReturnType<typeof testTroupe>, id: string): Promise<number> {
-  const { rows } = await storageOf(t).db.query<{ n: number }>(
-    storageOf(t).sql(`
+  const { rows } = await databaseOf(t).query<{ n: number }>(
+    boundSql(
+      t,
+      `
       SELECT CASE WHEN a.status = 'waiting' THEN
                (SELECT count(*)::int FROM {schema}.messages m WHERE m.channel = 'in:' || a.id AND m.claimed_by IS NOT NULL)
              ELSE -1 END AS n
-        FROM {schema}.actors a WHERE a.id = $1`),
+        FROM {schema}.actors a WHERE a.id = $1`,
+    ),
     [id],
   );
   return rows[0]?.n ?? -1;
@@ -225,10 +230,8 @@ describe("replay after a restart", () => {
           members: ["once-1"],
         });
         assert.equal(published, 2, "the code after the publish re-ran on replay…");
-        const { rows } = await storageOf(b).db.query<{ n: number }>(
-          storageOf(b).sql(
-            "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'announcements'",
-          ),
+        const { rows } = await databaseOf(b).query<{ n: number }>(
+          boundSql(b, "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'announcements'"),
         );
         assert.equal(rows[0]!.n, 1, "…but the publish itself happened once");
         assert.deepEqual(await b.members("once-group"), [], "finished actors leave their groups");

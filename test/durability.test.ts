@@ -18,7 +18,7 @@ import {
   persistentBackend,
   type PersistentBackend,
 } from "./fixtures/durability-backend.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf, storageOf } from "./support/internals.js";
 
 /** Stops whatever a test started, whatever happened. */
 function stopAll(troupes: Troupe[]): Promise<unknown> {
@@ -349,8 +349,8 @@ describe("durable timers and transactional steps", () => {
       const lost = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
       assert.equal(won.length, 1, `one spawn wins; got ${won.length}`);
       for (const r of lost) assert.equal((r.reason as TroupeError).code, "DUPLICATE_ACTOR", String(r.reason));
-      const { rows } = await storageOf(t).db.query<{ n: number }>(
-        storageOf(t).sql("SELECT count(*)::int AS n FROM {schema}.actors WHERE unique_key = 'throne'"),
+      const { rows } = await databaseOf(t).query<{ n: number }>(
+        boundSql(t, "SELECT count(*)::int AS n FROM {schema}.actors WHERE unique_key = 'throne'"),
       );
       assert.equal(rows[0]?.n, 1);
     } finally {
@@ -398,8 +398,8 @@ describe("durable timers and transactional steps", () => {
       await t1.start();
       const ref = await t1.spawn(dozer, {}, { id: "dozer-1" });
       await eventually(async () => (await statusOf(t1, ref.id)) === "waiting", "the actor to sleep");
-      const { rows } = await storageOf(t1).db.query<{ due: Date }>(
-        storageOf(t1).sql("SELECT due_at AS due FROM {schema}.timers WHERE actor_id = $1"),
+      const { rows } = await databaseOf(t1).query<{ due: Date }>(
+        boundSql(t1, "SELECT due_at AS due FROM {schema}.timers WHERE actor_id = $1"),
         [ref.id],
       );
       const due = new Date(rows[0]!.due).getTime();
@@ -440,7 +440,7 @@ describe("durable timers and transactional steps", () => {
       started.push(t1);
       await t1.start();
       const table = `"${storageOf(t1).schema}".effects`;
-      await storageOf(t1).db.query(
+      await databaseOf(t1).query(
         `CREATE TABLE ${table} (actor_id text NOT NULL, woke_at_ms bigint NOT NULL)`,
       );
       const ref = await t1.spawn(sleeper, { table }, { id: "sleeper-1" });
@@ -459,7 +459,7 @@ describe("durable timers and transactional steps", () => {
         out.woke - out.before >= SLEEP_MS,
         `woke ${out.woke - out.before} ms after the step before the sleep; the deadline was ${SLEEP_MS} ms`,
       );
-      const { rows } = await storageOf(t2).db.query<{ n: number; woke: string }>(
+      const { rows } = await databaseOf(t2).query<{ n: number; woke: string }>(
         `SELECT count(*)::int AS n, max(woke_at_ms)::text AS woke FROM ${table} WHERE actor_id = $1`,
         [ref.id],
       );
@@ -470,8 +470,8 @@ describe("durable timers and transactional steps", () => {
       const again = await t2.spawn(sleeper, { table: "ignored" }, { id: ref.id });
       assert.deepEqual(await again.result({ timeout: "10s" }), out);
       assert.deepEqual((await t2.get(ref.id))?.input, { table });
-      const timers = await storageOf(t2).db.query<{ n: number }>(
-        storageOf(t2).sql("SELECT count(*)::int AS n FROM {schema}.timers WHERE actor_id = $1"),
+      const timers = await databaseOf(t2).query<{ n: number }>(
+        boundSql(t2, "SELECT count(*)::int AS n FROM {schema}.timers WHERE actor_id = $1"),
         [ref.id],
       );
       assert.equal(timers.rows[0]?.n, 0, "the fired timer is gone");

@@ -7,7 +7,7 @@ import { PG_URL, REDIS_URL, freshSchema, dropSchema, testTroupe } from "./helper
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf, storageOf } from "./support/internals.js";
 
 // Same definition as the fixture: the test process finishes what the killed worker began.
 const announcer = actor("announcer", async (ctx: ActorContext) => {
@@ -49,8 +49,9 @@ describe("effects once across kill -9", () => {
         try {
           await t.start();
           assert.equal(await t.ref("a-1").result({ timeout: "30s" }), "done");
-          const { rows } = await storageOf(t).db.query<{ channel: string; n: number }>(
-            storageOf(t).sql(
+          const { rows } = await databaseOf(t).query<{ channel: string; n: number }>(
+            boundSql(
+              t,
               "SELECT channel, count(*)::int AS n FROM {schema}.messages GROUP BY channel ORDER BY channel",
             ),
           );

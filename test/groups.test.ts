@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { actor, type ActorContext } from "../src/index.js";
 import { eventually, testTroupe } from "./helpers.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf } from "./support/internals.js";
 
 const member = actor(
   "member",
@@ -47,8 +47,8 @@ describe("process groups", () => {
     for (const s of stayers)
       assert.deepEqual(await s.result({ timeout: "30s" }), { data: "hello room", sender: null });
     // Nothing was written for the actors that had left.
-    const { rows } = await storageOf(t).db.query<{ n: number }>(
-      storageOf(t).sql("SELECT count(*)::int AS n FROM {schema}.messages WHERE direct_to LIKE 'quit-%'"),
+    const { rows } = await databaseOf(t).query<{ n: number }>(
+      boundSql(t, "SELECT count(*)::int AS n FROM {schema}.messages WHERE direct_to LIKE 'quit-%'"),
     );
     assert.equal(rows[0]!.n, 0);
     assert.deepEqual(await t.members("lobby"), [], "completed members left the group");

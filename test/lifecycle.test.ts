@@ -9,7 +9,7 @@ import { ActorCancelledError, actor, type ActorContext, type TroupeError } from 
 import { setDebugPoint } from "../src/internal/debug-points.js";
 import { ledgerSaga, saga, slowStep } from "./fixtures/saga-actors.js";
 import { PG_URL, REDIS_URL, eventually, needsPostgres, restartable, testTroupe } from "./helpers.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf, storageOf } from "./support/internals.js";
 
 let dir: string;
 before(async () => (dir = await mkdtemp(join(tmpdir(), "troupe-saga-"))));
@@ -96,19 +96,20 @@ describe("sagas and cancellation", () => {
     await t.start();
     const file = join(dir, "tx-saga.log");
     const table = `"${storageOf(t).schema}".tx_saga_rows`;
-    await storageOf(t).db.exec(`CREATE TABLE ${table} (what text NOT NULL)`);
+    await databaseOf(t).exec(`CREATE TABLE ${table} (what text NOT NULL)`);
     const ref = await t.spawn(txSaga, { table, file });
     const err = await ref.result({ timeout: "30s" }).catch((e: unknown) => e);
     assert.equal((err as TroupeError).code, "ACTOR_FAILED");
     assert.deepEqual(await lines(file), ["charge", "refund", "undo r-1"]);
-    const { rows } = await storageOf(t).db.query<{ n: number }>(
-      storageOf(t).sql(
+    const { rows } = await databaseOf(t).query<{ n: number }>(
+      boundSql(
+        t,
         "SELECT count(*)::int AS n FROM {schema}.compensations WHERE actor_id = $1 AND status = 'done'",
       ),
       [ref.id],
     );
     assert.equal(rows[0]!.n, 2, "both compensations recorded as done");
-    const effects = await storageOf(t).db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
+    const effects = await databaseOf(t).query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
     assert.equal(effects.rows[0]!.n, 1, "the transactional effect happened once");
     const bad = actor("tx-bad-compensate", async (ctx: ActorContext) =>
       ctx.transaction("x", async () => 1, { compensate: "nope" as never }),
@@ -141,8 +142,8 @@ describe("sagas and cancellation", () => {
     await eventually(async () => (await t.get(ref.id))?.status === "waiting", "sleeping");
     await t.cancel(ref.id);
     assert.equal((await t.get(ref.id))?.status, "cancelled");
-    const { rows } = await storageOf(t).db.query(
-      storageOf(t).sql("SELECT 1 FROM {schema}.timers WHERE actor_id = $1"),
+    const { rows } = await databaseOf(t).query(
+      boundSql(t, "SELECT 1 FROM {schema}.timers WHERE actor_id = $1"),
       [ref.id],
     );
     assert.equal(rows.length, 0);
@@ -246,9 +247,9 @@ describe("sagas across kill -9", () => {
       await setup.start();
       const schema = storageOf(setup).schema;
       const table = `"${schema}".saga_ledger`;
-      await storageOf(setup).db.query(`CREATE TABLE ${table} (id serial PRIMARY KEY, note text NOT NULL)`);
+      await databaseOf(setup).query(`CREATE TABLE ${table} (id serial PRIMARY KEY, note text NOT NULL)`);
       const ledger = async (t: typeof setup) =>
-        (await storageOf(t).db.query<{ note: string }>(`SELECT note FROM ${table} ORDER BY id`)).rows.map(
+        (await databaseOf(t).query<{ note: string }>(`SELECT note FROM ${table} ORDER BY id`)).rows.map(
           (r) => r.note,
         );
       await setup.stop();
@@ -291,8 +292,9 @@ describe("sagas across kill -9", () => {
           (e: TroupeError) => e.code === "ACTOR_FAILED",
         );
         assert.deepEqual(await ledger(t), ["do a", "do b", "do c", "undo c", "undo b", "undo a"]);
-        const undone = await storageOf(t).db.query<{ n: number }>(
-          storageOf(t).sql(
+        const undone = await databaseOf(t).query<{ n: number }>(
+          boundSql(
+            t,
             "SELECT count(*)::int AS n FROM {schema}.messages WHERE channel = 'ledger-saga-undone'",
           ),
         );
@@ -364,7 +366,7 @@ describe("cancel racing a wait", () => {
       fired = true;
       // Store-level cancel: commits while the worker still holds the lease, and its wakeup is
       // "late" (never sent) — only the wait registration itself can notice it.
-      await storageOf(t).lifecycle.cancel(info.actorId as string, "raced");
+      await storageOf(t).cancellation.cancel(info.actorId as string, "raced");
     });
     try {
       await t.start();

@@ -3,7 +3,7 @@ import { after, describe, mock, test } from "node:test";
 import { actor, type ActorContext, type Troupe } from "../src/index.js";
 import { MAX_TIMER_MS, startInterval, startTimeout } from "../src/timers.js";
 import { testTroupe } from "./helpers.js";
-import { storageOf } from "./support/internals.js";
+import { databaseOf } from "./support/internals.js";
 
 // Item 9 of issue 10: durations are valid up to 100 years, but Node's timers take at most
 // 2^31−1 ms (~24.8 days) and fire a longer delay after 1 ms.
@@ -97,7 +97,7 @@ describe("long durations in a running troupe", () => {
   /** Statements an idle worker sends while the test waits out a short measurement window. */
   async function queriesWhileIdle(t: Troupe): Promise<number> {
     await t.start();
-    const db = storageOf(t).db as unknown as {
+    const db = databaseOf(t) as unknown as {
       query: (...a: unknown[]) => Promise<unknown>;
       transaction: (...a: unknown[]) => Promise<unknown>;
     };

@@ -20,7 +20,7 @@ import { PgDatabase } from "../src/storage/pg-database.js";
 import { PGliteDatabase } from "../src/storage/pglite-database.js";
 import { bindSchema } from "../src/storage/sql.js";
 import { PG_URL, dropSchema, eventually, freshSchema, testTroupe } from "./helpers.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf, storageOf } from "./support/internals.js";
 
 /** Joins `group` if given, subscribes direct to `channel`, returns the first message's data. */
 const reader = actor("mb-reader", async (ctx, input: { channel: string; group?: string }) => {
@@ -127,14 +127,15 @@ describe("mailbox isolation", () => {
     );
     await t.publish("news:desk", "headline");
     await eventually(async () => {
-      const { rows } = await storageOf(t).db.query<{ n: number }>(
-        storageOf(t).sql(
+      const { rows } = await databaseOf(t).query<{ n: number }>(
+        boundSql(
+          t,
           "SELECT count(*)::int AS n FROM {schema}.subscriptions WHERE actor_id = 'fan' AND cursor > 0 AND wait_seq IS NOT NULL",
         ),
       );
       return rows[0]!.n === 1;
     }, "the follower to read it and wait again");
-    assert.equal(await storageOf(t).channels.deleteRead(0, 100), 1, "the read broadcast message was kept");
+    assert.equal(await storageOf(t).messages.deleteRead(0, 100), 1, "the read broadcast message was kept");
     await t.send("desk", "news", "memo");
     assert.equal(await desk.result({ timeout: "30s" }), "memo");
   });
@@ -171,7 +172,7 @@ describe("mailbox isolation", () => {
       ["orders", "ana"],
     ] as const;
     for (const [c, a] of pairs) {
-      const { rows } = await storageOf(t).db.query<{ k: string }>(
+      const { rows } = await databaseOf(t).query<{ k: string }>(
         `SELECT ${mailboxKeySql("$1", "$2::text")} AS k`,
         [mailboxPrefix(c), a],
       );
@@ -224,8 +225,8 @@ describe("mailbox isolation", () => {
     const t = testTroupe({ actors: [reader], schema, database: PG_URL ?? dir });
     troupes.push(t);
     await t.start();
-    const { rows } = await storageOf(t).db.query<{ direct_to: string; channel: string }>(
-      storageOf(t).sql("SELECT direct_to, channel FROM {schema}.messages ORDER BY id"),
+    const { rows } = await databaseOf(t).query<{ direct_to: string; channel: string }>(
+      boundSql(t, "SELECT direct_to, channel FROM {schema}.messages ORDER BY id"),
     );
     assert.deepEqual(
       rows.map((r) => [r.direct_to, r.channel]),
@@ -236,8 +237,8 @@ describe("mailbox isolation", () => {
         ["b", "plain:b"],
       ],
     );
-    const subs = await storageOf(t).db.query<{ actor_id: string; source: string }>(
-      storageOf(t).sql("SELECT actor_id, source FROM {schema}.subscriptions ORDER BY actor_id"),
+    const subs = await databaseOf(t).query<{ actor_id: string; source: string }>(
+      boundSql(t, "SELECT actor_id, source FROM {schema}.subscriptions ORDER BY actor_id"),
     );
     assert.deepEqual(
       subs.rows.map((r) => [r.actor_id, r.source]),

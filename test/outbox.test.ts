@@ -7,12 +7,12 @@ import { httpSink } from "../src/outbox/http-sink.js";
 import type { OutboxStatus } from "../src/outbox/outbox-entry.js";
 import { OutboxStore } from "../src/storage/outbox-store.js";
 import { OutboxRelay, type OutboxRelayOptions } from "../src/outbox/relay.js";
-import { StoreContext } from "../src/storage/context.js";
+import { SchemaDb } from "../src/storage/schema-db.js";
 import { PgDatabase } from "../src/storage/pg-database.js";
 import type { Troupe } from "../src/troupe.js";
 import { PG_URL, dropSchema, eventually, needsPostgres, testTroupe } from "./helpers.js";
 import { SinkServer, duplicates } from "./fixtures/outbox-sink.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf, schemaOf } from "./support/internals.js";
 
 interface Env {
   t: Troupe;
@@ -32,8 +32,9 @@ afterEach(async () => {
 async function setup(storeOpts: { maxEventBytes?: number } = {}): Promise<Env> {
   const t = testTroupe({ worker: false });
   await t.start();
-  const { db, schema } = storageOf(t);
-  const store = new OutboxStore(new StoreContext(db, schema), storeOpts);
+  const db = databaseOf(t);
+  const schema = schemaOf(t);
+  const store = new OutboxStore(new SchemaDb(db, schema), storeOpts);
   const sink = new SinkServer();
   await sink.listen(0);
   const relays: OutboxRelay[] = [];
@@ -60,7 +61,7 @@ async function setup(storeOpts: { maxEventBytes?: number } = {}): Promise<Env> {
       r.start();
       return r;
     },
-    sql: async (text, params) => (await db.query(storageOf(t).sql(text), params)).rows as never,
+    sql: async (text, params) => (await db.query(boundSql(t, text), params)).rows as never,
   };
 }
 
@@ -508,7 +509,7 @@ describe("outbox: several relays (real Postgres)", () => {
       const pools = [new PgDatabase(PG_URL!, { poolSize: 4 }), new PgDatabase(PG_URL!, { poolSize: 4 })];
       const relays = pools.map(
         (db, i) =>
-          new OutboxRelay(new OutboxStore(new StoreContext(db, env.schema)), {
+          new OutboxRelay(new OutboxStore(new SchemaDb(db, env.schema)), {
             id: `relay-${i}`,
             sink: httpSink({ url: env.sink.url }),
             pollInterval: 10,

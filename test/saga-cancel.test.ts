@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { NonRetryableError, actor, type ActorContext, type Troupe } from "../src/index.js";
 import { eventually, testTroupe } from "./helpers.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf, storageOf } from "./support/internals.js";
 
 // Item 2 of issue 10: a cancel must never cut a compensation-mode replay short. The replay
 // of these sagas takes ~10 × 30 ms of plain code, longer than a heartbeat (lease / 3), so a
@@ -60,8 +60,8 @@ const expected = Array.from({ length: STEPS }, (_, k) => STEPS - 1 - k).map((i) 
 );
 
 async function compensationRows(t: Troupe, id: string) {
-  const { rows } = await storageOf(t).db.query<{ name: string; status: string }>(
-    storageOf(t).sql("SELECT name, status FROM {schema}.compensations WHERE actor_id = $1 ORDER BY seq"),
+  const { rows } = await databaseOf(t).query<{ name: string; status: string }>(
+    boundSql(t, "SELECT name, status FROM {schema}.compensations WHERE actor_id = $1 ORDER BY seq"),
     [id],
   );
   return rows.map((r) => `${r.name}=${r.status}`);

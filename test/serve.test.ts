@@ -8,9 +8,9 @@ import { OutboxStore } from "../src/storage/outbox-store.js";
 import { OutboxRelay } from "../src/outbox/relay.js";
 import { runServe } from "../src/cli/serve.js";
 import { createServer, type TroupeServer } from "../src/serve/server.js";
-import { StoreContext } from "../src/storage/context.js";
+import { SchemaDb } from "../src/storage/schema-db.js";
 import { dropSchema, eventually, testTroupe } from "./helpers.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf, storageOf } from "./support/internals.js";
 
 /** Reads one direct message on the channel named by the event type and returns what it got. */
 const reader = actor("ce-reader", async (ctx: ActorContext, input: { type: string }) => {
@@ -61,8 +61,9 @@ describe("troupe serve: HTTP front door", () => {
   let base: string;
   const messages = async (): Promise<MessageRow[]> =>
     (
-      await storageOf(troupe).db.query<MessageRow>(
-        storageOf(troupe).sql(
+      await databaseOf(troupe).query<MessageRow>(
+        boundSql(
+          troupe,
           "SELECT id::text, channel, data, metadata, direct_to, idempotency_key FROM {schema}.messages ORDER BY id",
         ),
       )
@@ -449,7 +450,7 @@ describe("troupe serve: token, relay and readiness", () => {
     const troupe = testTroupe({ worker: false });
     await troupe.start();
     const schema = storageOf(troupe).schema;
-    const store = new OutboxStore(new StoreContext(storageOf(troupe).db, schema));
+    const store = new OutboxStore(new SchemaDb(databaseOf(troupe), schema));
     const received: string[] = [];
     const sink = http.createServer((req, res) => {
       received.push(String(req.headers["ce-id"]));

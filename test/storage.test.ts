@@ -4,7 +4,7 @@ import { encode } from "../src/codec.js";
 import type { TroupeError } from "../src/index.js";
 import type { Storage } from "../src/storage/storage.js";
 import { testTroupe } from "./helpers.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf, storageOf } from "./support/internals.js";
 
 /**
  * The storage layer on its own, through its semantic operations. Runs unchanged on
@@ -27,8 +27,8 @@ describe("storage suite", () => {
   test("migrations are idempotent and recorded in the ledger", async () => {
     const again = await s.migrate();
     assert.deepEqual(again.applied, []);
-    const { rows } = await s.db.query<{ n: number }>(
-      s.sql("SELECT count(*)::int AS n FROM {schema}.migrations"),
+    const { rows } = await databaseOf(t).query<{ n: number }>(
+      boundSql(t, "SELECT count(*)::int AS n FROM {schema}.migrations"),
     );
     assert.ok(rows[0]!.n >= 3);
     assert.equal(await s.checkSchema(), again.version);
@@ -69,15 +69,15 @@ describe("storage suite", () => {
     );
   });
 
-  test("suspend parks with a timer; fire completes the wait once and makes the actor runnable", async () => {
+  test("park leaves the actor waiting with a timer; fire completes the wait once and makes the actor runnable", async () => {
     await newActor("s-3");
     const row = (await s.actors.claim("s-3", W, 5000, types))!;
     const fence = { actorId: "s-3", leaseVersion: row.leaseVersion, worker: W };
-    await s.actors.suspend(fence, { seq: 0, kind: "sleep", name: "", until: new Date(Date.now() - 1) }, []);
+    await s.actors.park(fence, { seq: 0, kind: "sleep", name: "", until: new Date(Date.now() - 1) }, []);
     const parked = (await s.actors.get("s-3"))!;
     assert.equal(parked.status, "waiting");
     assert.equal(parked.leaseOwner, null);
-    assert.equal(parked.stickyWorker, W);
+    assert.equal(parked.parkedOn, W);
     assert.ok((await s.timers.due(100)).some((d) => d.actorId === "s-3"));
     assert.equal(await s.timers.fire("s-3", 0), true);
     assert.equal(await s.timers.fire("s-3", 0), false, "only once");
@@ -92,7 +92,7 @@ describe("storage suite", () => {
     const row = (await s.actors.claim("s-3b", W, 5000, types))!;
     const fence = { actorId: "s-3b", leaseVersion: row.leaseVersion, worker: W };
     const until = new Date(Date.now() + 60_000);
-    await s.actors.suspend(fence, { seq: 0, kind: "receive", name: "c", until }, []);
+    await s.actors.park(fence, { seq: 0, kind: "receive", name: "c", until }, []);
     assert.equal(await s.timers.fire("s-3b", 0), false, "not due: the wait stays");
     assert.equal((await s.actors.get("s-3b"))!.status, "waiting");
     assert.equal(await s.journal.entry("s-3b", 0), null);
@@ -112,34 +112,49 @@ describe("storage suite", () => {
   });
 
   test("the leader lock has one holder at a time and can be taken over once expired", async () => {
-    assert.equal(await s.locks.tryAcquire("leader-x", "a", 60_000), true);
-    assert.equal(await s.locks.tryAcquire("leader-x", "b", 60_000), false);
-    assert.equal(await s.locks.tryAcquire("leader-x", "a", 60_000), true, "renewal");
-    assert.equal(await s.locks.tryAcquire("leader-y", "a", 1), true);
+    assert.equal(await s.leaderLock.tryAcquire("leader-x", "a", 60_000), true);
+    assert.equal(await s.leaderLock.tryAcquire("leader-x", "b", 60_000), false);
+    assert.equal(await s.leaderLock.tryAcquire("leader-x", "a", 60_000), true, "renewal");
+    assert.equal(await s.leaderLock.tryAcquire("leader-y", "a", 1), true);
     await new Promise((r) => setTimeout(r, 20)); // let a 1 ms lease lapse
-    assert.equal(await s.locks.tryAcquire("leader-y", "b", 60_000), true);
+    assert.equal(await s.leaderLock.tryAcquire("leader-y", "b", 60_000), true);
   });
 
   test("message retention removes read messages and never unread ones", async () => {
     await newActor("r-reader");
     const row = (await s.actors.claim("r-reader", W, 5000, types))!;
     const fence = { actorId: "r-reader", leaseVersion: row.leaseVersion, worker: W };
-    await s.channels.subscribe(fence, [], 5000, { channel: "news-r", mode: "broadcast", source: "news-r" });
-    const publish = (source: string, extra: Partial<{ directTo: string }> = {}) =>
-      s.channels.publish({ source, data: encode(1), metadata: {}, ...extra });
+    await s.subscriptions.subscribe(fence, [], 5000, {
+      channel: "news-r",
+      mode: "broadcast",
+      source: "news-r",
+    });
+    const publish = async (source: string, extra: Partial<{ directTo: string }> = {}) => {
+      const to = { source, directTo: extra.directTo ?? null };
+      return (await s.messages.insert({ to, data: encode(1), metadata: {} }, { by: "client" })).ids[0]!;
+    };
     const read = await publish("news-r");
     const unread = await publish("news-r");
-    await s.db.query(s.sql("UPDATE {schema}.subscriptions SET cursor = $1 WHERE actor_id = 'r-reader'"), [
-      read,
-    ]);
+    await databaseOf(t).query(
+      boundSql(t, "UPDATE {schema}.subscriptions SET cursor = $1 WHERE actor_id = 'r-reader'"),
+      [read],
+    );
     const queued = await publish("jobs-r"); // competing, never claimed
-    await s.channels.subscribe(fence, [], 5000, { channel: "jobs-r", mode: "competing", source: "jobs-r" });
+    await s.subscriptions.subscribe(fence, [], 5000, {
+      channel: "jobs-r",
+      mode: "competing",
+      source: "jobs-r",
+    });
     const claimed = await publish("jobs-r");
-    await s.db.query(s.sql("UPDATE {schema}.messages SET claimed_by = 'x' WHERE id = $1"), [claimed]);
+    await databaseOf(t).query(boundSql(t, "UPDATE {schema}.messages SET claimed_by = 'x' WHERE id = $1"), [
+      claimed,
+    ]);
     const mailbox = await publish("inbox:r-reader", { directTo: "r-reader" }); // live target, unread
-    const removed = await s.channels.deleteRead(0, 1000);
+    const removed = await s.messages.deleteRead(0, 1000);
     assert.ok(removed >= 2);
-    const { rows } = await s.db.query<{ id: string }>(s.sql("SELECT id::text AS id FROM {schema}.messages"));
+    const { rows } = await databaseOf(t).query<{ id: string }>(
+      boundSql(t, "SELECT id::text AS id FROM {schema}.messages"),
+    );
     const left = new Set(rows.map((r) => r.id));
     assert.ok(!left.has(read), "read broadcast removed");
     assert.ok(!left.has(claimed), "claimed competing removed");
@@ -147,9 +162,9 @@ describe("storage suite", () => {
     assert.ok(left.has(queued), "unclaimed competing kept");
     assert.ok(left.has(mailbox), "unread mailbox of a live actor kept");
     await s.actors.finish(fence, { status: "completed", output: encode(null) }, []);
-    await s.channels.deleteRead(0, 1000);
-    const { rows: after } = await s.db.query<{ id: string }>(
-      s.sql("SELECT id::text AS id FROM {schema}.messages WHERE id = $1"),
+    await s.messages.deleteRead(0, 1000);
+    const { rows: after } = await databaseOf(t).query<{ id: string }>(
+      boundSql(t, "SELECT id::text AS id FROM {schema}.messages WHERE id = $1"),
       [mailbox],
     );
     assert.equal(after.length, 0, "a finished actor's unread mail goes");

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { TroupeError, actor, channel, type ActorContext, type Message } from "../src/index.js";
 import { eventually, restartable, testTroupe } from "./helpers.js";
-import { storageOf } from "./support/internals.js";
+import { boundSql, databaseOf, storageOf } from "./support/internals.js";
 
 /** Subscribes in `mode`, joins `group` (also its readiness signal), then collects `n` messages. */
 const reader = actor(
@@ -43,7 +43,7 @@ const writer = actor(
 );
 
 const count = async (t: ReturnType<typeof testTroupe>, sql: string, params: unknown[] = []) =>
-  (await storageOf(t).db.query<{ n: number }>(storageOf(t).sql(sql), params)).rows[0]!.n;
+  (await databaseOf(t).query<{ n: number }>(boundSql(t, sql), params)).rows[0]!.n;
 
 describe("publishing inside a transactional step", () => {
   const t = testTroupe({ actors: [reader, writer] });
@@ -52,7 +52,7 @@ describe("publishing inside a transactional step", () => {
   test("tx.publish / send / broadcast / emit commit with the step and wake their readers", async () => {
     await t.start();
     const table = `"${storageOf(t).schema}".tx_notes`;
-    await storageOf(t).db.query(`CREATE TABLE IF NOT EXISTS ${table} (note text)`);
+    await databaseOf(t).query(`CREATE TABLE IF NOT EXISTS ${table} (note text)`);
     const news = await t.spawn(reader, { ch: "tx-news", mode: "broadcast", group: "tx-ready-1", n: 1 });
     const inbox = await t.spawn(reader, { ch: "tx-inbox", mode: "direct", group: "tx-ready-2", n: 1 });
     const roomA = await t.spawn(reader, { ch: "tx-room", mode: "direct", group: "tx-room-g", n: 1 });
@@ -82,9 +82,12 @@ describe("publishing inside a transactional step", () => {
       1,
     );
     // Origin: the step's journal position, one index per message.
-    const { rows } = await storageOf(t).db.query<{ seq: number; idx: number[] }>(
-      storageOf(t).sql(`SELECT origin_seq AS seq, array_agg(origin_index ORDER BY origin_index) AS idx
-                        FROM {schema}.messages WHERE origin_actor = $1 GROUP BY origin_seq`),
+    const { rows } = await databaseOf(t).query<{ seq: number; idx: number[] }>(
+      boundSql(
+        t,
+        `SELECT origin_seq AS seq, array_agg(origin_index ORDER BY origin_index) AS idx
+                        FROM {schema}.messages WHERE origin_actor = $1 GROUP BY origin_seq`,
+      ),
       [w.id],
     );
     assert.deepEqual(rows, [{ seq: 0, idx: [0, 1, 2, 3] }]);
@@ -93,7 +96,7 @@ describe("publishing inside a transactional step", () => {
   test("a transaction that throws writes no message, no event and no row", async () => {
     await t.start();
     const table = `"${storageOf(t).schema}".tx_notes_fail`;
-    await storageOf(t).db.query(`CREATE TABLE IF NOT EXISTS ${table} (note text)`);
+    await databaseOf(t).query(`CREATE TABLE IF NOT EXISTS ${table} (note text)`);
     const inbox = await t.spawn(reader, { ch: "tx-inbox", mode: "direct", group: "tx-ready-f", n: 1 });
     await eventually(async () => (await t.members("tx-ready-f")).length === 1, "reader subscribed");
     const before = await count(t, "SELECT count(*)::int AS n FROM {schema}.messages");
@@ -165,8 +168,9 @@ describe("publishing inside a transactional step", () => {
       "PAYLOAD_TOO_LARGE",
       "VALIDATION",
     ]);
-    const { rows } = await storageOf(t).db.query<{ data: Buffer }>(
-      storageOf(t).sql(
+    const { rows } = await databaseOf(t).query<{ data: Buffer }>(
+      boundSql(
+        t,
         "SELECT data FROM {schema}.messages WHERE channel = 'tx-flaky-news' OR channel = 'tx-typed'",
       ),
     );

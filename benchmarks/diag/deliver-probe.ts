@@ -13,7 +13,7 @@ const [schema, source = "bench-fan", limit = "100"] = process.argv.slice(2);
 if (!schema) throw new Error("usage: deliver-probe.ts <schema> [source] [limit]");
 const db = new PgDatabase(PG_URL);
 const st = new Storage(db, schema);
-console.log("pendingSources:", await st.channels.pendingSources(1000, null));
+console.log("pendingSources:", await st.delivery.pendingSources(1000, null));
 const real = db.transaction.bind(db);
 // Run the delivery's transaction, print whom it would deliver to, then roll it back.
 db.transaction = (fn: (tx: SqlClient) => Promise<unknown>) =>
@@ -26,8 +26,8 @@ db.transaction = (fn: (tx: SqlClient) => Promise<unknown>) =>
     throw new Error("rolled back");
   });
 for (const sticky of [false, true]) {
-  console.log(`stickyOnly=${sticky}`);
-  await st.channels
+  console.log(`parkedHereOnly=${sticky}`);
+  await st.delivery
     .deliver([source], "probe", 30_000, Number(limit), sticky, ["bench-fan-sub"])
     .catch((e: Error) => e.message !== "rolled back" && console.log(String(e)));
 }

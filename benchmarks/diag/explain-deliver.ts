@@ -49,7 +49,10 @@ try {
     await st.channels.broadcastGroup("bench-fan-group", "bench-fan-direct", Buffer.from([0x80]), {});
     sources = Array.from({ length: SUBS }, (_, i) => `bench-fan-direct:fan-${i}`).slice(0, 500);
   } else {
-    await st.channels.publish({ source: "bench-fan", data: Buffer.from([0x80]), metadata: {} });
+    await st.messages.insert(
+      { to: { source: "bench-fan", directTo: null }, data: Buffer.from([0x80]), metadata: {} },
+      { by: "client" },
+    );
     sources = ["bench-fan"];
   }
   // Capture the exact DELIVER text and parameters.
@@ -70,8 +73,8 @@ try {
       await fn(tx);
       throw new Error("rollback");
     });
-  await st.channels.deliver(sources, "probe", 30_000, LIMIT, false, ["bench-fan-sub"]).catch(() => {});
-  client.query = orig;
+  await st.delivery.deliver(sources, "probe", 30_000, LIMIT, false, ["bench-fan-sub"]).catch(() => {});
+  (pg.Client.prototype as any).query = orig;
   await db.close();
   if (!captured) throw new Error("DELIVER not captured");
 

@@ -6,8 +6,8 @@
  */
 import { Troupe } from "../../src/index.js";
 import { Worker } from "../../src/engine/worker.js";
-import { ChannelStore } from "../../src/storage/channel-store.js";
-import { createReceiptsSql, fanSubscriber, spawnFanSubscribers } from "../fanout.js";
+import { DeliveryStore } from "../../src/storage/delivery-store.js";
+import { fanSubscriber } from "../fanout.js";
 import { PG_URL, REDIS_URL, dropSchema, freshSchema } from "../lib/env.js";
 import { Side, sleep } from "./side.js";
 
@@ -17,8 +17,8 @@ const ROUNDS = nums[1] ?? 5;
 const schema = freshSchema("stuck");
 // Trace every delivery attempt: (sticky, limit) → delivered, and what the worker thinks is free.
 const trace: string[] = [];
-const origStoreDeliver = ChannelStore.prototype.deliver;
-ChannelStore.prototype.deliver = async function (this: ChannelStore, ...args: Parameters<typeof origStoreDeliver>) {
+const origStoreDeliver = DeliveryStore.prototype.deliver;
+DeliveryStore.prototype.deliver = async function (this: any, ...args: Parameters<typeof origStoreDeliver>) {
   const [sources, , , limit, sticky] = args;
   const r = await origStoreDeliver.apply(this, args);
   trace.push(

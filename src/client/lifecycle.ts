@@ -54,7 +54,7 @@ export class ActorLifecycle {
     checkName(id, "actor id", 255);
     if (reason !== undefined) checkText(reason, "cancel reason", 1000);
     const storage = this.c.storage("cancel");
-    const out = await storage.lifecycle.cancel(id, reason ?? null);
+    const out = await storage.cancellation.cancel(id, reason ?? null);
     switch (out.kind) {
       case "not-found":
         throw new NotFoundError(`no actor with id "${id}"`);

@@ -17,7 +17,7 @@ export class Queries {
     const row = await this.c.storage("get").actors.get(id);
     if (!row) return null;
     const info = actorInfo(row);
-    const compensations = await this.c.storage("get").lifecycle.records(id, row.generation);
+    const compensations = await this.c.storage("get").sagas.records(id, row.generation);
     if (compensations.length > 0) info.compensations = compensations;
     return info;
   }

@@ -1,10 +1,10 @@
+import { LEADER_LOCK } from "../storage/leader-lock-store.js";
 import type { Storage } from "../storage/storage.js";
 import { advanceSchedules } from "./schedules.js";
 import type { Wakeups } from "../wakeups/wakeups.js";
 import type { DatabaseOutage } from "./outage.js";
 import { startInterval, type Timer } from "../timers.js";
 
-const LEADER_LOCK = "leader";
 const RETENTION_EVERY_MS = 60_000;
 
 export interface LeaderConfig {
@@ -55,7 +55,7 @@ export class Leader {
     this.stopped = true;
     this.timer?.clear();
     await this.current; // a tick in flight may be acquiring the lock: let it land, then release
-    if (this.leader) await this.storage.locks.release(LEADER_LOCK, this.workerId).catch(() => {});
+    if (this.leader) await this.storage.leaderLock.release(LEADER_LOCK, this.workerId).catch(() => {});
     this.leader = false;
   }
 
@@ -74,7 +74,7 @@ export class Leader {
   private async runTick(): Promise<void> {
     this.ticking = true;
     try {
-      this.leader = await this.storage.locks.tryAcquire(
+      this.leader = await this.storage.leaderLock.tryAcquire(
         LEADER_LOCK,
         this.workerId,
         // A few poll intervals: a crashed leader is replaced quickly (it is not the actor lease).
@@ -90,7 +90,7 @@ export class Leader {
       if (Date.now() - this.lastRetention > RETENTION_EVERY_MS) {
         this.lastRetention = Date.now();
         await this.applyRetention();
-        await this.storage.locks.pruneWorkers(Math.max(this.pollMs * 10, 60_000));
+        await this.storage.workers.prune(Math.max(this.pollMs * 10, 60_000));
       }
     } catch (err) {
       if (!this.cfg.outage?.failed(err, "leader loop"))
@@ -123,7 +123,7 @@ export class Leader {
   private async sweepPendingDeliveries(): Promise<void> {
     // Every worker sweeps for its own actor types; the leader also hints everyone (through
     // Redis) about sources whose subscribers it cannot run itself.
-    const sources = await this.storage.channels.pendingSources(1000, null);
+    const sources = await this.storage.delivery.pendingSources(1000, null);
     if (sources.length === 0) return;
     this.wakeups.publish(sources.map((key) => ({ kind: "channel" as const, key })));
   }
@@ -131,7 +131,7 @@ export class Leader {
   private async applyRetention(): Promise<void> {
     let removed = 0;
     for (;;) {
-      const n = await this.storage.channels.deleteRead(this.cfg.messageRetentionMs, 1000);
+      const n = await this.storage.messages.deleteRead(this.cfg.messageRetentionMs, 1000);
       removed += n;
       if (n < 1000 || this.stopped) break;
     }

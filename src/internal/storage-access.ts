@@ -5,7 +5,7 @@
  * reach a Troupe's storage.
  */
 import type { Database } from "../storage/database.js";
-import type { Storage } from "../storage/storage.js";
+import { schemaDbOf, type Storage } from "../storage/storage.js";
 import type { Troupe } from "../troupe.js";
 
 const storages = new WeakMap<object, () => Storage>();
@@ -31,6 +31,6 @@ export function rawSqlOf(troupe: Troupe): {
   schema: string;
   bind(text: string): string;
 } {
-  const storage = storageOf(troupe);
-  return { db: storage.db, schema: storage.schema, bind: (text) => storage.sql(text) };
+  const raw = schemaDbOf(storageOf(troupe));
+  return { db: raw.db, schema: raw.schema, bind: (text) => raw.sql(text) };
 }

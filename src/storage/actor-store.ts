@@ -1,5 +1,5 @@
 import { DuplicateActorError, LockLostError, type RecordedError } from "../errors.js";
-import { MS, type StoreContext } from "./context.js";
+import { MS, type SchemaDb } from "./schema-db.js";
 import { buildListQuery, encodeCursor, type ListFilter } from "./list-query.js";
 import type { SqlClient } from "./database.js";
 import {
@@ -75,7 +75,7 @@ const INSERT_ENTRIES = `
   SELECT $1, e.seq, e.kind, e.name, decode(e.result, 'base64'), e.error FROM ${ENTRIES_RECORDSET("$2")}`;
 
 export class ActorStore {
-  constructor(private readonly c: StoreContext) {}
+  constructor(private readonly c: SchemaDb) {}
 
   /** Inserts a new actor; an existing id returns the existing row (idempotent spawn). */
   async create(a: NewActor): Promise<{ row: ActorRow; created: boolean }> {
@@ -231,14 +231,14 @@ export class ActorStore {
 
   /**
    * Parks the actor at a wait: status waiting, lease released, this worker remembered as
-   * the holder of the suspended execution, and a timer when the wait has a deadline.
+   * the one its execution is parked on (sticky_worker), and a timer when the wait has a deadline.
    */
-  async suspend(fence: Fence, wait: WaitSpec, entries: readonly JournalEntry[]): Promise<number> {
-    return this.c.db.transaction((tx) => this.suspendInTx(tx, fence, wait, entries));
+  async park(fence: Fence, wait: WaitSpec, entries: readonly JournalEntry[]): Promise<number> {
+    return this.c.db.transaction((tx) => this.parkInTx(tx, fence, wait, entries));
   }
 
-  /** The suspend writes, inside a caller's transaction (receive checks for pending messages first). */
-  async suspendInTx(
+  /** The park writes, inside a caller's transaction (receive checks for pending messages first). */
+  async parkInTx(
     tx: SqlClient,
     fence: Fence,
     wait: WaitSpec,
@@ -374,8 +374,8 @@ export class ActorStore {
     return Number(rows[0]?.n ?? 0);
   }
 
-  /** A stopping worker forgets its suspended executions so wakeups are not held back for it. */
-  async clearSticky(worker: string): Promise<void> {
+  /** A stopping worker drops its parked executions: deliveries stop keeping their actors for it. */
+  async forgetParked(worker: string): Promise<void> {
     await this.c.db.query(
       this.c.sql("UPDATE {schema}.actors SET sticky_worker = NULL WHERE sticky_worker = $1"),
       [worker],

@@ -1,5 +1,5 @@
 import { actorFromRow, type ActorRow, type JournalEntry } from "./rows.js";
-import type { StoreContext } from "./context.js";
+import type { SchemaDb } from "./schema-db.js";
 import { DELIVER } from "./sql/deliver.js";
 import { PENDING_SOURCES } from "./sql/pending-sources.js";
 import { LOCK_SOURCES_EXCLUSIVE } from "./sql/source-locks.js";
@@ -11,20 +11,20 @@ export interface DeliveredActor {
 
 /** Delivery: waiting subscribers paired with their next messages, and the sweep that finds missed ones. */
 export class DeliveryStore {
-  constructor(private readonly c: StoreContext) {}
+  constructor(private readonly c: SchemaDb) {}
 
   /**
    * Lock-first delivery (sql/deliver.ts) for the given sources, one transaction: the
    * sources' exclusive locks, then the one statement. Locked actors are left to the sweep.
-   * With `stickyOnly`, actors whose suspended execution lives on another live worker are
-   * left to that worker (or to the sweep); a sticky worker silent for a lease counts as gone.
+   * With `parkedHereOnly`, actors whose execution is parked on another live worker are left
+   * to that worker (or to the sweep); a worker silent for a lease counts as gone.
    */
   async deliver(
     sources: readonly string[],
     worker: string,
     leaseMs: number,
     limit: number,
-    stickyOnly: boolean,
+    parkedHereOnly: boolean,
     types: readonly string[],
   ): Promise<DeliveredActor[]> {
     if (sources.length === 0 || limit <= 0 || types.length === 0) return [];
@@ -33,7 +33,7 @@ export class DeliveryStore {
       // Prepared only for one source: over many sources its generic plan is far slower
       // (measured ~250 ms against ~20 ms for custom plans at 500 sources).
       const text = sources.length === 1 ? this.c.sql(DELIVER) : this.c.adHoc(DELIVER);
-      const { rows } = await tx.query(text, [sources, stickyOnly, worker, limit, leaseMs, types]);
+      const { rows } = await tx.query(text, [sources, parkedHereOnly, worker, limit, leaseMs, types]);
       return rows.map((r) => ({
         row: actorFromRow(r),
         entry: {

@@ -1,11 +1,11 @@
 import type { ActorStore } from "./actor-store.js";
-import type { StoreContext } from "./context.js";
+import type { SchemaDb } from "./schema-db.js";
 import type { Fence, JournalEntry } from "./rows.js";
 
 /** Process groups (Erlang pg): join/leave are idempotent; finishing an actor removes it from all groups. */
 export class GroupStore {
   constructor(
-    private readonly c: StoreContext,
+    private readonly c: SchemaDb,
     private readonly actors: ActorStore,
   ) {}
 

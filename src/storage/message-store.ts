@@ -1,6 +1,6 @@
-import { messageEnvelopeSql } from "../codec.js";
+import { messageEnvelopeSql } from "./sql/envelope.js";
 import { LockLostError, NotFoundError } from "../errors.js";
-import { MS, type StoreContext } from "./context.js";
+import { MS, type SchemaDb } from "./schema-db.js";
 import type { SqlClient } from "./database.js";
 import { insertMessages, type MessageWrite, type WriteAt } from "./sql/insert-messages.js";
 import { broadcastPending } from "./sql/pending.js";
@@ -15,7 +15,7 @@ export interface Written {
 
 /** Messages: the one writer (insert), the readers of published messages, retention. */
 export class MessageStore {
-  constructor(private readonly c: StoreContext) {}
+  constructor(private readonly c: SchemaDb) {}
 
   /**
    * Stores `w` (one statement, sql/insert-messages.ts) on `client` — a transactional step's

@@ -13,9 +13,10 @@ import {
   type OutboxEntry,
   type OutboxStatus,
 } from "../outbox/outbox-entry.js";
-import { MS, type StoreContext } from "./context.js";
+import { MS, type SchemaDb } from "./schema-db.js";
 import type { SqlClient } from "./database.js";
 import { FENCED_EFFECT, fencedParams } from "./fenced-effect.js";
+import { jsonResultSql } from "./sql/envelope.js";
 import type { Fence, JournalEntry } from "./rows.js";
 
 export interface OutboxStoreOptions {
@@ -24,8 +25,6 @@ export interface OutboxStoreOptions {
 }
 
 const MAX_ERROR_LENGTH = 2000;
-
-const JSON_RESULT = (expr: string) => `('\\x01'::bytea || convert_to((${expr})::text, 'UTF8'))`;
 
 /**
  * ctx.emit in ONE statement, like publishFromActor: prove the lease (and extend it), write
@@ -46,7 +45,7 @@ const EMIT_FROM_ACTOR = `
     RETURNING id),
   j AS (
     INSERT INTO {schema}.journal (actor_id, seq, kind, name, result)
-    SELECT f.id, $7, 'emit', $11, ${JSON_RESULT("json_build_object('id', $8::text)")} FROM f)
+    SELECT f.id, $7, 'emit', $11, ${jsonResultSql("json_build_object('id', $8::text)")} FROM f)
   SELECT (SELECT count(*)::int FROM f) AS fenced, (SELECT count(*)::int FROM ins) AS inserted`;
 
 const CLAIM = `
@@ -98,7 +97,7 @@ export class OutboxStore {
   private readonly listeners = new Set<() => void>();
 
   constructor(
-    private readonly c: StoreContext,
+    private readonly c: SchemaDb,
     opts: OutboxStoreOptions = {},
   ) {
     this.maxEventBytes = opts.maxEventBytes ?? 1024 * 1024;

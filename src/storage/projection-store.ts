@@ -1,4 +1,4 @@
-import type { StoreContext } from "./context.js";
+import type { SchemaDb } from "./schema-db.js";
 
 const LOAD = "SELECT cursor FROM {schema}.stream_positions WHERE name = $1";
 /** Never moves back: a concurrent runner of the same projection that got further wins. */
@@ -16,7 +16,7 @@ const RESET = `
  * strings here; stream/position.ts checks them. They compare byte-wise (COLLATE "C").
  */
 export class ProjectionStore {
-  constructor(private readonly c: StoreContext) {}
+  constructor(private readonly c: SchemaDb) {}
 
   /** The stored position of a projection, or null when it never stored one. */
   async position(name: string): Promise<string | null> {

@@ -5,23 +5,14 @@
  * from one snapshot; the same SQL runs on PostgreSQL and PGlite.
  */
 import type { ChannelMode, ChannelSummary, WorkerSummary } from "../api/types.js";
-import type { StoreContext } from "./context.js";
-
-// TODO(merge): use the shared pending predicate
-/**
- * Message `m` is still to be read: a broadcast one after `cursor`; a competing one not yet
- * claimed; a direct one not yet claimed in the mailbox of `actorId`.
- */
-function pending(m: string, mode: "broadcast", cursor: string): string;
-function pending(m: string, mode: "competing"): string;
-function pending(m: string, mode: "direct", actorId: string): string;
-function pending(m: string, mode: ChannelMode, other?: string): string {
-  if (mode === "broadcast") return `${m}.direct_to IS NULL AND ${m}.id > ${other}`;
-  if (mode === "competing") return `${m}.claimed_by IS NULL AND ${m}.direct_to IS NULL`;
-  return `${m}.claimed_by IS NULL AND ${m}.direct_to = ${other}`;
-}
+import type { SchemaDb } from "./schema-db.js";
+import { LEADER_LOCK } from "./leader-lock-store.js";
+import { broadcastPending, unclaimedPending } from "./sql/pending.js";
 
 // Every lookup into messages goes through an index: (channel, id), or its unclaimed part.
+// The pending predicate is sql/pending.ts's. A direct subscription's source is its own
+// mailbox (mailbox.ts: the key is injective), so an unclaimed direct message there is one
+// for that subscriber (direct_to = s.actor_id), as delivery reads it.
 const CHANNELS = `
   WITH ch AS (
     SELECT name, mode FROM {schema}.channels
@@ -35,7 +26,7 @@ const CHANNELS = `
   bcast AS (
     SELECT ch.name, count(m.id)::int AS backlog, min(m.published_at) AS oldest
       FROM ch JOIN subs ON subs.channel = ch.name
-      JOIN {schema}.messages m ON m.channel = ch.name AND ${pending("m", "broadcast", "subs.min_cursor")}
+      JOIN {schema}.messages m ON ${broadcastPending("m", "ch.name", "subs.min_cursor")}
      WHERE ch.mode = 'broadcast'
      GROUP BY ch.name),
   bcast_behind AS (
@@ -43,12 +34,12 @@ const CHANNELS = `
       FROM {schema}.subscriptions s JOIN ch ON ch.name = s.channel AND ch.mode = 'broadcast'
      WHERE s.mode = 'broadcast'
        AND EXISTS (SELECT 1 FROM {schema}.messages m
-                    WHERE m.channel = s.source AND ${pending("m", "broadcast", "s.cursor")})
+                    WHERE ${broadcastPending("m", "s.source", "s.cursor")})
      GROUP BY s.channel),
   comp AS (
     SELECT ch.name, count(m.id)::int AS backlog, min(m.published_at) AS oldest
       FROM ch JOIN {schema}.messages m
-        ON m.channel = ch.name AND ${pending("m", "competing")}
+        ON ${unclaimedPending("m", "ch.name", { known: "competing" })}
      WHERE ch.mode = 'competing'
      GROUP BY ch.name),
   dir AS (
@@ -56,7 +47,7 @@ const CHANNELS = `
            count(DISTINCT s.actor_id)::int AS behind
       FROM {schema}.subscriptions s JOIN ch ON ch.name = s.channel AND ch.mode = 'direct'
       JOIN {schema}.messages m
-        ON m.channel = s.source AND ${pending("m", "direct", "s.actor_id")}
+        ON ${unclaimedPending("m", "s.source", { known: "direct" })}
      WHERE s.mode = 'direct'
      GROUP BY s.channel)
   SELECT ch.name, ch.mode,
@@ -84,9 +75,6 @@ interface ChannelRow {
   behind: number | string | null;
 }
 
-/** The system lock the leader holds (the leader loop in src/engine/background.ts takes it). */
-const LEADER_LOCK = "leader";
-
 const WORKERS = `
   SELECT w.id, w.hostname, w.pid, w.concurrency, w.started_at, w.heartbeat_at,
          (extract(epoch FROM (now() - w.heartbeat_at)) * 1000)::float8 AS age_ms,
@@ -109,7 +97,7 @@ interface WorkerRow {
 const toDate = (v: Date | string | null): Date | null => (v === null ? null : new Date(v));
 
 export class ReadModelStore {
-  constructor(private readonly c: StoreContext) {}
+  constructor(private readonly c: SchemaDb) {}
 
   /**
    * Channels (those with a mode, i.e. subscribed to at least once), by name, after `after`

@@ -21,7 +21,8 @@ export interface ActorRow {
   leaseOwner: string | null;
   leaseExpiresAt: Date | null;
   leaseVersion: number;
-  stickyWorker: string | null;
+  /** The worker its execution is parked on while it waits (column sticky_worker). */
+  parkedOn: string | null;
   waitSeq: number | null;
   waitKind: string | null;
   waitName: string | null;
@@ -78,7 +79,7 @@ export function actorFromRow(r: Record<string, any>): ActorRow {
     leaseOwner: r.lease_owner ?? null,
     leaseExpiresAt: toDate(r.lease_expires_at),
     leaseVersion: Number(r.lease_version),
-    stickyWorker: r.sticky_worker ?? null,
+    parkedOn: r.sticky_worker ?? null, // the column keeps its first name (migrations are append-only)
     waitSeq: r.wait_seq === null || r.wait_seq === undefined ? null : Number(r.wait_seq),
     waitKind: r.wait_kind ?? null,
     waitName: r.wait_name ?? null,

@@ -1,4 +1,4 @@
-import { MS, type StoreContext } from "./context.js";
+import { MS, type SchemaDb } from "./schema-db.js";
 import { actorFromRow, type ActorRow } from "./rows.js";
 
 export interface ScheduleRow {
@@ -33,7 +33,7 @@ function fromRow(r: Record<string, any>): ScheduleRow {
 }
 
 export class ScheduleStore {
-  constructor(private readonly c: StoreContext) {}
+  constructor(private readonly c: SchemaDb) {}
 
   async upsert(s: Omit<ScheduleRow, "lastActorId" | "runs" | "currentIntervalMs">): Promise<ScheduleRow> {
     const { rows } = await this.c.db.query(

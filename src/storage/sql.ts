@@ -38,7 +38,7 @@ export const LOCK_NS = {
  *
  * Rows 3–5 are only ever changed by a statement that already holds the actor row of 2 —
  * FIRE (timer-store.ts) locks the actor FOR UPDATE before deleting the timer, DELIVER
- * (sql/deliver.ts) locks the actor and then clears its timer, suspend/finish/cancel/recur
+ * (sql/deliver.ts) locks the actor and then clears its timer, park/finish/cancel/recur
  * update the actor row before its timer and subscriptions — so they never need an order
  * among themselves. An actor's row, held by its own execution's transaction, may be followed
  * by source locks (receive/subscribe exclusive, publish shared): the only transactions that

@@ -1,4 +1,4 @@
-import type { StoreContext } from "./context.js";
+import type { SchemaDb } from "./schema-db.js";
 import type { ActorStatus } from "./rows.js";
 
 /** Which actors a stats read covers: one actor type (or all), updated/finished since (or ever). */
@@ -43,7 +43,7 @@ const COMPLETIONS = `
 
 /** Aggregates over the actors table for Troupe.stats(). */
 export class StatsStore {
-  constructor(private readonly c: StoreContext) {}
+  constructor(private readonly c: SchemaDb) {}
 
   /** Actors per status (every status present, 0 when none), by last update in the scope. */
   async countByStatus(scope: StatsScope): Promise<Record<ActorStatus, number>> {

@@ -1,5 +1,5 @@
 import type { RecordedError } from "../errors.js";
-import type { StoreContext } from "./context.js";
+import type { SchemaDb } from "./schema-db.js";
 
 /**
  * Reads of the global event stream (journal, archived journal, messages in one order). The
@@ -198,7 +198,7 @@ function toStreamRow(r: Row): StreamRow {
 }
 
 export class StreamStore {
-  constructor(private readonly c: StoreContext) {}
+  constructor(private readonly c: SchemaDb) {}
 
   /**
    * Up to `limit` rows after `after`, in stream order, from transactions below the bound of

@@ -1,7 +1,7 @@
 import { NotSubscribedError, type ChannelMode } from "../channels.js";
 import type { ActorStore, WaitSpec } from "./actor-store.js";
 import type { ChannelStore } from "./channel-store.js";
-import type { StoreContext } from "./context.js";
+import type { SchemaDb } from "./schema-db.js";
 import type { SqlClient } from "./database.js";
 import type { Fence, JournalEntry } from "./rows.js";
 import { LOCK_SOURCES_EXCLUSIVE } from "./sql/source-locks.js";
@@ -21,7 +21,7 @@ interface Subscription {
  */
 export class SubscriptionStore {
   constructor(
-    private readonly c: StoreContext,
+    private readonly c: SchemaDb,
     private readonly actors: ActorStore,
     private readonly channels: ChannelStore,
   ) {}
@@ -107,7 +107,7 @@ export class SubscriptionStore {
       }
       // The window between "nothing pending" and "wait registered", for tests to publish into.
       if (beforeWait) await beforeWait();
-      const parkedAt = await this.actors.suspendInTx(tx, fence, wait, locals);
+      const parkedAt = await this.actors.parkInTx(tx, fence, wait, locals);
       await tx.query(
         this.c.sql(
           "UPDATE {schema}.subscriptions SET wait_seq = $3 WHERE actor_id = $1 AND channel = ANY($2)",

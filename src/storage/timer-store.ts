@@ -1,4 +1,4 @@
-import type { StoreContext } from "./context.js";
+import type { SchemaDb } from "./schema-db.js";
 
 /**
  * Completes a wait whose deadline passed: records the completion (kind/name the wait
@@ -34,7 +34,7 @@ const FIRE = `
   SELECT id FROM a`;
 
 export class TimerStore {
-  constructor(private readonly c: StoreContext) {}
+  constructor(private readonly c: SchemaDb) {}
 
   async due(limit: number): Promise<{ actorId: string; seq: number }[]> {
     const { rows } = await this.c.db.query<{ actor_id: string; seq: number }>(

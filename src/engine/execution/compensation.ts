@@ -1,5 +1,5 @@
 import { LockLostError, recordError, type RecordedError } from "../../errors.js";
-import type { PendingCompensation } from "../../storage/lifecycle-store.js";
+import type { PendingCompensation } from "../../storage/saga-store.js";
 import type { CompensationOutcome } from "../../storage/rows.js";
 import type { CompensationInfo, StepTransaction } from "../../api/actor-context.js";
 import { resolveRetry, runWithRetry } from "../retry.js";
@@ -30,7 +30,7 @@ export async function runCompensations(this: Execution): Promise<{ failed: strin
   await Promise.allSettled([...this.inflight]);
   const failed: string[] = [];
   const skipped: string[] = [];
-  for (const p of await this.host.storage.lifecycle.pending(this.id, this.generation)) {
+  for (const p of await this.host.storage.sagas.pending(this.id, this.generation)) {
     const c = this.compensations.get(p.seq);
     let outcome: CompensationOutcome = "skipped";
     let error: RecordedError | null = NOT_REGISTERED;
@@ -50,7 +50,7 @@ export async function runCompensations(this: Execution): Promise<{ failed: strin
     if (outcome === "skipped") skipped.push(p.name);
     // A transactional compensation marked itself done in its own transaction.
     if (outcome !== "done" || c?.kind !== "tx")
-      await this.host.storage.lifecycle.settleCompensation(
+      await this.host.storage.sagas.settleCompensation(
         this.fence,
         this.host.leaseMs,
         this.generation,
@@ -95,7 +95,7 @@ async function compensateInTransaction(
     `compensate ${p.name}`,
     async () => {
       let scope: StepTransactionScope | undefined;
-      await this.host.storage.lifecycle.settleCompensationInTransaction(
+      await this.host.storage.sagas.settleCompensationInTransaction(
         this.fence,
         this.host.leaseMs,
         this.generation,

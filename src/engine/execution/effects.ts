@@ -27,7 +27,7 @@ export async function subscribe(this: Execution, ch: ChannelLike, mode: unknown)
   const e = await this.recorded(seq, "subscribe", name);
   if (e) return void this.replayed(e);
   await this.effect(seq, "subscribe", name, (buffered) =>
-    this.host.storage.channels.subscribe(
+    this.host.storage.subscriptions.subscribe(
       this.fence,
       [...buffered, { seq, kind: "subscribe", name, result: encode(m), error: null }],
       this.host.leaseMs,
@@ -42,7 +42,7 @@ export async function unsubscribe(this: Execution, ch: ChannelLike): Promise<voi
   const e = await this.recorded(seq, "unsubscribe", name);
   if (e) return void this.replayed(e);
   await this.effect(seq, "unsubscribe", name, (buffered) =>
-    this.host.storage.channels.unsubscribe(
+    this.host.storage.subscriptions.unsubscribe(
       this.fence,
       [...buffered, { seq, kind: "unsubscribe", name, result: null, error: null }],
       this.host.leaseMs,
@@ -163,13 +163,7 @@ export async function recur(this: Execution, input: unknown): Promise<never> {
   }
   await Promise.allSettled([...this.inflight]);
   await this.live(() =>
-    this.host.storage.lifecycle.recur(
-      this.fence,
-      this.takeBuffered(),
-      this.host.leaseMs,
-      bytes,
-      jsonText(bytes),
-    ),
+    this.host.storage.journal.recur(this.fence, this.takeBuffered(), this.host.leaseMs, bytes, jsonText(bytes)),
   );
   this.end({ kind: "recur" });
   return forever();

@@ -61,7 +61,7 @@ export async function step<T>(
       error: null,
     };
     if (compensate) {
-      await this.host.storage.lifecycle.stepWithCompensation(
+      await this.host.storage.sagas.stepWithCompensation(
         this.fence,
         [...this.takeBuffered(), entry],
         this.host.leaseMs,
@@ -129,7 +129,7 @@ export async function transaction<T>(
                 }
                 // Registered in the step's own transaction: the compensation exists iff the step committed.
                 if (compensate)
-                  await this.host.storage.lifecycle.addCompensation(tx, this.id, this.generation, seq, name);
+                  await this.host.storage.sagas.addCompensation(tx, this.id, this.generation, seq, name);
                 await this.host.debugPoint("tx:after-fn", { actorId: this.id, step: name, seq });
                 // Timed out while fn ran: roll back rather than commit a step reported as failed.
                 if (attempt.signal.aborted) throw attempt.signal.reason;

@@ -39,7 +39,7 @@ export async function sleepUntil(this: Execution, when: Date | number): Promise<
 async function sleepAt(this: Execution, seq: number, until: Date): Promise<void> {
   const wait: WaitSpec = { seq, kind: "sleep", name: "", until };
   await this.waitFor(wait, async (buffered) => ({
-    parkedAt: await this.host.storage.actors.suspend(this.fence, wait, buffered),
+    parkedAt: await this.host.storage.actors.park(this.fence, wait, buffered),
   }));
 }
 
@@ -77,7 +77,7 @@ export async function receive<T>(
 async function waitForMessage(this: Execution, wait: WaitSpec, names: string[]): Promise<JournalEntry> {
   try {
     return await this.waitFor(wait, (buffered) =>
-      this.host.storage.channels.receiveOrWait(this.fence, buffered, this.host.leaseMs, wait, names, () =>
+      this.host.storage.subscriptions.receiveOrWait(this.fence, buffered, this.host.leaseMs, wait, names, () =>
         this.host.debugPoint("receive:before-wait", { actorId: this.id, channels: names }),
       ),
     );

@@ -82,7 +82,7 @@ export class Delivery {
     let held = free;
     slots.reserve(held);
     try {
-      const delivered = await this.d.storage.channels.deliver(
+      const delivered = await this.d.storage.delivery.deliver(
         sources,
         this.d.workerId,
         this.d.leaseMs,
@@ -114,7 +114,7 @@ export class Delivery {
     await Promise.allSettled([this.d.claims.loop, this.loop]);
     if (this.d.stopping.aborted || this.d.slots.free <= 0) return;
     try {
-      const sources = await this.d.storage.channels.pendingSources(1000, this.d.types());
+      const sources = await this.d.storage.delivery.pendingSources(1000, this.d.types());
       if (sources.length > 0) await this.deliver(sources, false);
     } catch (err) {
       this.d.dbFailed(err, "sweep", "sweep for pending deliveries failed");

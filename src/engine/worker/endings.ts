@@ -126,13 +126,13 @@ export class Endings {
       const cancelled = row.cancelRequestedAt !== null;
       if (
         row.status !== "compensating" &&
-        (exec.hasCompensations || (await storage.lifecycle.hasPending(exec.id, exec.generation)))
+        (exec.hasCompensations || (await storage.sagas.hasPending(exec.id, exec.generation)))
       ) {
-        await storage.lifecycle.beginCompensation(fence, this.d.leaseMs, error ?? null, exec.takeBuffered());
+        await storage.sagas.beginCompensation(fence, this.d.leaseMs, error ?? null, exec.takeBuffered());
       }
       await exec.runCompensations();
       // From the table, not this run alone: a resumed compensation may have settled some before.
-      const records = await storage.lifecycle.records(exec.id, exec.generation);
+      const records = await storage.sagas.records(exec.id, exec.generation);
       const failed = records.filter((r) => r.status === "failed").map((r) => r.name);
       const skipped = records.filter((r) => r.status === "skipped").map((r) => r.name);
       const note =
@@ -140,7 +140,7 @@ export class Endings {
         (skipped.length ? ` (compensations that never ran: ${skipped.join(", ")})` : "");
       slots.drop(exec);
       if (cancelled) {
-        await storage.lifecycle.finishCancelled(fence, row.cancelReason, exec.takeBuffered(), note);
+        await storage.cancellation.finishCancelled(fence, row.cancelReason, exec.takeBuffered(), note);
         this.d.wakeups.publish([{ kind: "finished", key: exec.id }]);
         this.d.emit("actor:cancelled", { actorId: exec.id, reason: row.cancelReason });
         this.d.claim();

@@ -39,12 +39,12 @@ export class Leases {
     const { storage, slots } = this.d;
     try {
       await storage.actors.refreshLeases(this.d.workerId, this.d.leaseMs, slots.fences());
-      await storage.locks.heartbeat(this.d.workerId);
+      await storage.workers.heartbeat(this.d.workerId);
       // Not gated by the backoff: at lease/3 it is the probe that notices the database is back.
       this.d.outage.succeeded();
       // Cancel requests whose wakeup was lost (Redis down) are found here.
       if (slots.runningCount > 0) {
-        for (const id of await storage.lifecycle.cancelRequestsFor(this.d.workerId))
+        for (const id of await storage.cancellation.cancelRequestsFor(this.d.workerId))
           slots.execution(id)?.requestCancel();
       }
     } catch (err) {

@@ -179,7 +179,7 @@ export class Worker {
   }
 
   private register(): Promise<void> {
-    return this.storage.locks.registerWorker({
+    return this.storage.workers.register({
       id: this.cfg.id,
       hostname: hostname(),
       pid: process.pid,
@@ -215,9 +215,9 @@ export class Worker {
     this.slots.clear();
     this.parked.clear();
     this.leases.stop();
-    // Our parked executions are gone: deliveries need not wait for this worker (storage says "sticky").
-    await this.storage.actors.clearSticky(this.cfg.id).catch(() => {});
-    await this.storage.locks.removeWorker(this.cfg.id).catch(() => {});
+    // Our parked executions are gone: deliveries need not wait for this worker.
+    await this.storage.actors.forgetParked(this.cfg.id).catch(() => {});
+    await this.storage.workers.remove(this.cfg.id).catch(() => {});
   }
 
   private onWakeup(w: Wakeup): void {

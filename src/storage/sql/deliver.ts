@@ -1,5 +1,5 @@
-import { messageEnvelopeSql } from "../../codec.js";
-import { MS } from "../context.js";
+import { messageEnvelopeSql } from "./envelope.js";
+import { MS } from "../schema-db.js";
 import { broadcastPending, hasPending, unclaimedPending } from "./pending.js";
 
 /**
@@ -8,8 +8,8 @@ import { broadcastPending, hasPending, unclaimedPending } from "./pending.js";
  * is free (SKIP LOCKED), pair it with its next message (broadcast: after its cursor;
  * competing/direct: distinct unclaimed messages in FIFO order), journal the delivery at the
  * waiting position, advance cursors / write claims, clear the waits and timers and take the
- * lease for worker $3 for $5 ms. $2: leave actors whose suspended execution lives on another
- * live worker to that worker; $4: at most that many actors; $6: only these actor types.
+ * lease for worker $3 for $5 ms. $2: leave actors whose execution is parked on another live
+ * worker (actors.sticky_worker) to that worker; $4: at most that many actors; $6: only these actor types.
  *
  * CTEs: locked (the actors taken), bcast (broadcast pairs), comp_heads / comp_waiters /
  * comp_messages / comp (competing and direct pairs: the k-th waiter of a source gets its k-th
@@ -24,7 +24,7 @@ export const DELIVER = `
        AND a.id IN (
          SELECT s.actor_id FROM {schema}.subscriptions s
           WHERE s.source = ANY($1) AND ${hasPending("s", { waiting: true })})
-       -- sticky: the worker holding the suspended execution resumes it cheaply, unless that
+       -- parked: the worker holding the parked execution resumes it cheaply, unless that
        -- worker has not heartbeaten for a lease (dead or frozen): then anyone may take it
        AND (NOT $2 OR a.sticky_worker IS NULL OR a.sticky_worker = $3 OR NOT EXISTS (
              SELECT 1 FROM {schema}.workers w WHERE w.id = a.sticky_worker AND w.heartbeat_at > now() - ${MS("$5")}))

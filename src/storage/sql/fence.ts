@@ -1,4 +1,4 @@
-import { MS } from "../context.js";
+import { MS } from "../schema-db.js";
 import type { Fence } from "../rows.js";
 
 /**

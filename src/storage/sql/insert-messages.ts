@@ -1,6 +1,7 @@
 import { FENCED_EFFECT, fencedParams } from "../fenced-effect.js";
 import { mailboxKeySql } from "../mailbox.js";
 import type { Fence, JournalEntry } from "../rows.js";
+import { jsonResultSql } from "./envelope.js";
 import { LOCK_SHARED, LOCK_SHARED_ALL } from "./source-locks.js";
 
 /*
@@ -67,8 +68,6 @@ export type WriteAt =
 // and per channel (a mailbox key can equal a channel's name), as the unique index is.
 const ON_REPEATED_KEY = `
     ON CONFLICT (channel, (direct_to IS NOT NULL), idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING`;
-
-const JSON_RESULT = (expr: string) => `('\\x01'::bytea || convert_to((${expr})::text, 'UTF8'))`;
 
 /** Positional parameters, numbered in the order they are added (the same order for every call of a kind). */
 class Params {
@@ -139,7 +138,7 @@ export function insertMessages(w: MessageWrite, at: WriteAt): { text: string; pa
       : "json_build_object('count', (SELECT count(*) FROM ins))";
     ctes.push(`j AS (
     INSERT INTO {schema}.journal (actor_id, seq, kind, name, result)
-    SELECT f.id, ${oSeq}, ${p.add(at.entry.kind)}, ${p.add(at.entry.name)}, ${JSON_RESULT(result)}
+    SELECT f.id, ${oSeq}, ${p.add(at.entry.kind)}, ${p.add(at.entry.name)}, ${jsonResultSql(result)}
       FROM f${one ? ", ins" : ""})`);
   }
   const text = `

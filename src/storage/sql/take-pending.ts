@@ -1,4 +1,4 @@
-import { messageEnvelopeSql } from "../../codec.js";
+import { messageEnvelopeSql } from "./envelope.js";
 import { broadcastPending, unclaimedPending } from "./pending.js";
 
 /*

@@ -2,8 +2,12 @@ import type { Database } from "./database.js";
 import { registerStatement } from "./prepared.js";
 import { bindSchema } from "./sql.js";
 
-/** What every store needs: the database and SQL bound to the configured schema (bound once, then cached). */
-export class StoreContext {
+/**
+ * The database in one schema: what every store is built on — the handle, the schema's name,
+ * and the binder that writes `{schema}` as that schema (a statement is bound once, then
+ * reused as a named prepared statement).
+ */
+export class SchemaDb {
   private readonly bound = new Map<string, string>();
   constructor(
     readonly db: Database,
