@@ -30,7 +30,7 @@ export async function writeFromActor<O extends Outgoing>(
   const r = await writeOutgoing(
     host.storage,
     out,
-    { by: "actor", fence, locals: buffered, leaseMs: host.leaseMs, entry },
+    { by: "actor", fence, buffered, leaseMs: host.leaseMs, entry },
     wake,
     {
       context: host.propagation.capture(),

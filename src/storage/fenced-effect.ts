@@ -15,6 +15,6 @@ export const FENCED_EFFECT = (extraWhere = "") => `
     SELECT f.id, e.seq, e.kind, e.name, decode(e.result, 'base64'), e.error FROM f, ${ENTRIES_RECORDSET("$6")})`;
 
 /** $1–$6 for FENCED_EFFECT: the buffered entries plus the op's own one are counted. */
-export function fencedParams(fence: Fence, locals: readonly JournalEntry[], leaseMs: number): unknown[] {
-  return [...fenceParams(fence, locals.length + 1, leaseMs), entriesParam(locals)];
+export function fencedParams(fence: Fence, buffered: readonly JournalEntry[], leaseMs: number): unknown[] {
+  return [...fenceParams(fence, buffered.length + 1, leaseMs), entriesParam(buffered)];
 }

@@ -28,7 +28,7 @@ const MAX_ERROR_LENGTH = 2000;
 
 /**
  * ctx.emit in ONE statement, like publishFromActor: prove the lease (and extend it), write
- * the buffered local entries, the outbox row (tied to its journal position) and the emit's
+ * the buffered entries, the outbox row (tied to its journal position) and the emit's
  * own journal entry. Either all of it commits or none of it; zero fenced rows = lease lost.
  * An event id already in the outbox is not inserted again, but the emit is still journaled.
  */
@@ -124,13 +124,13 @@ export class OutboxStore {
   // ---- writing events ------------------------------------------------------------------
 
   /**
-   * ctx.emit: fence + buffered `locals` + outbox row + journal entry `emit`/type at `op.seq`
+   * ctx.emit: fence + buffered `buffered` + outbox row + journal entry `emit`/type at `op.seq`
    * (result `{ id }`), in one statement. `op.generation`, when given, must match the actor's.
    * Throws LockLostError when the lease is gone (nothing is written).
    */
   async emitFromActor(
     fence: Fence,
-    locals: readonly JournalEntry[],
+    buffered: readonly JournalEntry[],
     op: { seq: number; leaseMs: number; generation?: number },
     event: CloudEventInput | PreparedEvent,
   ): Promise<{ id: string }> {
@@ -138,7 +138,7 @@ export class OutboxStore {
     const { rows } = await this.c.db.query<{ fenced: number; inserted: number }>(
       this.c.sql(EMIT_FROM_ACTOR),
       [
-        ...fencedParams(fence, locals, op.leaseMs),
+        ...fencedParams(fence, buffered, op.leaseMs),
         op.seq,
         p.id,
         JSON.stringify(p.attributes),

@@ -74,7 +74,7 @@ export class SubscriptionStore {
    */
   async receiveOrWait(
     fence: Fence,
-    locals: readonly JournalEntry[],
+    buffered: readonly JournalEntry[],
     leaseMs: number,
     wait: WaitSpec,
     channels: readonly string[],
@@ -101,13 +101,13 @@ export class SubscriptionStore {
             result,
             error: null,
           };
-          await this.actors.fenceAndInsert(tx, fence, [...locals, entry], leaseMs);
+          await this.actors.fenceAndInsert(tx, fence, [...buffered, entry], leaseMs);
           return { entry };
         }
       }
       // The window between "nothing pending" and "wait registered", for tests to publish into.
       if (beforeWait) await beforeWait();
-      const parkedAt = await this.actors.parkInTx(tx, fence, wait, locals);
+      const parkedAt = await this.actors.parkInTx(tx, fence, wait, buffered);
       await tx.query(
         this.c.sql(
           "UPDATE {schema}.subscriptions SET wait_seq = $3 WHERE actor_id = $1 AND channel = ANY($2)",

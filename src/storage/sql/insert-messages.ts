@@ -55,7 +55,7 @@ export type WriteAt =
   | {
       by: "actor";
       fence: Fence;
-      locals: readonly JournalEntry[];
+      buffered: readonly JournalEntry[];
       leaseMs: number;
       entry: { seq: number; kind: string; name: string };
     }
@@ -85,7 +85,7 @@ class Params {
  */
 export function insertMessages(w: MessageWrite, at: WriteAt): { text: string; params: unknown[] } {
   const fenced = at.by === "actor";
-  const p = new Params(fenced ? fencedParams(at.fence, at.locals, at.leaseMs) : []);
+  const p = new Params(fenced ? fencedParams(at.fence, at.buffered, at.leaseMs) : []);
   const ctes: string[] = [];
   let rcpt: string;
   let lock: string;
