@@ -1,6 +1,6 @@
 import type { ActorContext } from "./api/actor-context.js";
 import { optionsArg } from "./arguments.js";
-import { ValidationError } from "./errors.js";
+import { ValidationError } from "./api/errors.js";
 import { checkName } from "./names.js";
 
 export type ActorFn<I, O> = (ctx: ActorContext, input: I) => Promise<O>;

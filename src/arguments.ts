@@ -1,4 +1,4 @@
-import { ValidationError } from "./errors.js";
+import { ValidationError } from "./api/errors.js";
 
 /**
  * The options argument of a public method: undefined → {}, a plain object as is, anything

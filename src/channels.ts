@@ -1,5 +1,5 @@
 import type { ChannelMode } from "./api/types.js";
-import { MessageValidationError, ValidationError } from "./errors.js";
+import { MessageValidationError, ValidationError } from "./api/errors.js";
 import { optionsArg } from "./arguments.js";
 import { checkJsonbText, checkName } from "./names.js";
 import { mailbox } from "./storage/mailbox.js";
@@ -8,7 +8,6 @@ export { mailbox };
 
 // ChannelMode and these errors live in src/api/; re-exported here for storage/channel-store.ts and engine/.
 export type { ChannelMode };
-export { ChannelModeConflictError, NotSubscribedError } from "./errors.js";
 export const CHANNEL_MODES: readonly ChannelMode[] = ["broadcast", "competing", "direct"];
 
 /** Anything with a `parse` (zod, valibot, arktype …) validates a typed channel's payloads. */

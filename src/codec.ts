@@ -1,5 +1,5 @@
 import { Packr } from "msgpackr";
-import { PayloadTooLargeError, SerializationError, TroupeError } from "./errors.js";
+import { PayloadTooLargeError, SerializationError, TroupeError } from "./api/errors.js";
 import { MAX_DEPTH, unstorableText } from "./names.js";
 
 /**

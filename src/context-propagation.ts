@@ -1,5 +1,5 @@
 import type { AsyncLocalStorage } from "node:async_hooks";
-import { ValidationError } from "./errors.js";
+import { ValidationError } from "./api/errors.js";
 
 /**
  * Carries one ambient value (trace context, tenant, caller …) from the code that spawns

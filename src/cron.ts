@@ -1,4 +1,4 @@
-import { ValidationError } from "./errors.js";
+import { ValidationError } from "./api/errors.js";
 
 /** A parsed five-field cron expression (minute hour day-of-month month day-of-week), in UTC. */
 export interface Cron {

@@ -1,4 +1,4 @@
-import { ValidationError } from "./errors.js";
+import { ValidationError } from "./api/errors.js";
 
 /** Milliseconds as a number, or a string such as "250ms", "5s", "10m", "1h", "7d". */
 export type Duration = number | string;

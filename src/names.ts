@@ -1,4 +1,4 @@
-import { ValidationError } from "./errors.js";
+import { ValidationError } from "./api/errors.js";
 
 const MAX_NAME = 200;
 // Printable, no whitespace or control characters: ids and names end up in logs, URLs and channel keys.

@@ -3,7 +3,7 @@ import type { Redis } from "ioredis";
 import type { ActorDefinition } from "./actor.js";
 import type { ContextCodec } from "./context-propagation.js";
 import { toMillis, type Duration } from "./duration.js";
-import { ValidationError } from "./errors.js";
+import { ValidationError } from "./api/errors.js";
 import { checkName } from "./names.js";
 import { validateSchemaName } from "./storage/sql.js";
 import type { OutboxRelayOptions } from "./outbox/relay.js";

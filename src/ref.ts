@@ -1,7 +1,7 @@
 import { optionsArg } from "./arguments.js";
 import { decode } from "./codec.js";
 import { toMillis, type Duration } from "./duration.js";
-import { ActorCancelledError, ActorFailedError, NotFoundError, TimeoutError } from "./errors.js";
+import { ActorCancelledError, ActorFailedError, NotFoundError, TimeoutError } from "./api/errors.js";
 import type { ChannelLike } from "./channels.js";
 import type { ActorInfo, ActorStatus } from "./api/types.js";
 import type { ActorRow } from "./storage/rows.js";

@@ -17,7 +17,7 @@ import type {
   WorkerSummary,
 } from "./api/types.js";
 import type { ChannelLike } from "./channels.js";
-import { NotStartedError } from "./errors.js";
+import { NotStartedError } from "./api/errors.js";
 import { Worker } from "./engine/worker/worker.js";
 import { debugPointsFor } from "./internal/debug-points.js";
 import { checkName } from "./names.js";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { afterEach, describe, test } from "node:test";
 import { encode, decode } from "../src/codec.js";
-import { LockLostError, PayloadTooLargeError, TroupeError, ValidationError } from "../src/errors.js";
+import { LockLostError, PayloadTooLargeError, TroupeError, ValidationError } from "../src/api/errors.js";
 import { httpSink } from "../src/outbox/http-sink.js";
 import type { OutboxStatus } from "../src/outbox/outbox-entry.js";
 import { OutboxStore } from "../src/storage/outbox-store.js";

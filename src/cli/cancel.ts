@@ -1,5 +1,5 @@
 /** `troupe cancel <actorId> [reason]`: cancels an actor (its compensations run). */
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 import type { Command } from "./command.js";
 
 export const cancel: Command = {

@@ -1,7 +1,7 @@
 /** `troupe dashboard`: the read-only web dashboard for a client-only Troupe, until SIGINT/SIGTERM. */
 import { startDashboard, DEFAULT_DASHBOARD_PORT, type DashboardOptions } from "../dashboard/server.js";
 import { toMillis } from "../duration.js";
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 import type { Troupe } from "../troupe.js";
 import { text, type Command } from "./command.js";
 import { stderrLogger, untilSignal, type Output } from "./output.js";

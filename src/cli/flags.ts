@@ -3,7 +3,7 @@
  * check throws a ValidationError naming the flag, so a bad value exits 2 with a reason.
  */
 import { toMillis } from "../duration.js";
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 
 const ISO_DATE =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:(Z)|([+-])(\d{2}):?(\d{2}))?)?$/i;

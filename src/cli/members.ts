@@ -1,5 +1,5 @@
 /** `troupe members <group>`: the members of one process group. */
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 import type { Command } from "./command.js";
 
 export const members: Command = {

@@ -1,5 +1,5 @@
 /** `troupe outbox stats | dead | redrive`: inspect the outbox and re-drive dead letters. */
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 import { text, type Command } from "./command.js";
 
 export interface OutboxFlags {

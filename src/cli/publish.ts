@@ -1,5 +1,5 @@
 /** `troupe publish <channel> <json>`: a message on a broadcast or competing channel. */
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 import type { Command } from "./command.js";
 import { parseJson } from "./flags.js";
 

@@ -1,5 +1,5 @@
 /** `troupe send <actorId> <channel> <json>`: a direct message to one actor. */
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 import type { Command } from "./command.js";
 import { parseJson } from "./flags.js";
 

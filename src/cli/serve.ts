@@ -2,7 +2,7 @@
  * `troupe serve`: the HTTP front door (and, with --outbox-url, the outbox relay) for a
  * started Troupe, until SIGINT/SIGTERM; then a graceful stop.
  */
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 import { redactCredentials } from "../options.js";
 import { httpSink } from "../outbox/http-sink.js";
 import type { OutboxRelayOptions } from "../outbox/relay.js";

@@ -1,5 +1,5 @@
 /** `troupe show <actorId>`: one actor and its whole history. */
-import { NotFoundError, ValidationError } from "../errors.js";
+import { NotFoundError, ValidationError } from "../api/errors.js";
 import type { HistoryEntry } from "../api/types.js";
 import type { Command } from "./command.js";
 

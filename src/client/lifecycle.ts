@@ -2,7 +2,7 @@ import { nanoid } from "nanoid";
 import type { ActorDefinition } from "../actor.js";
 import { optionsArg } from "../arguments.js";
 import { encode, jsonText } from "../codec.js";
-import { ActorIdConflictError, NotCancellableError, NotFoundError } from "../errors.js";
+import { ActorIdConflictError, NotCancellableError, NotFoundError } from "../api/errors.js";
 import { checkName, checkText } from "../names.js";
 import type { ActorRef } from "../ref.js";
 import type { ActorRow } from "../storage/rows.js";

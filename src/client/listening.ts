@@ -1,5 +1,5 @@
 import { channelName, validatePayload, type ChannelLike } from "../channels.js";
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 import type { Listener, Listeners } from "../listeners.js";
 
 /**

@@ -6,7 +6,7 @@
  */
 import { optionsArg } from "../arguments.js";
 import { checkChannelName } from "../channels.js";
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 import type { ChannelSummary, ChannelsOptions, WorkerSummary } from "../api/types.js";
 import type { Storage } from "../storage/storage.js";
 

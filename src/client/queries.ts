@@ -1,6 +1,6 @@
 import { checkTime, optionsArg } from "../arguments.js";
 import { decode } from "../codec.js";
-import { NotFoundError, ValidationError } from "../errors.js";
+import { NotFoundError, ValidationError } from "../api/errors.js";
 import { checkName } from "../names.js";
 import { actorInfo, type ActorInfo } from "../ref.js";
 import type { ListFilter } from "../storage/list-query.js";

@@ -1,5 +1,5 @@
 import { checkActorDefinition, type ActorDefinition } from "../actor.js";
-import { UnknownActorError, ValidationError } from "../errors.js";
+import { UnknownActorError, ValidationError } from "../api/errors.js";
 import { checkName } from "../names.js";
 
 /**

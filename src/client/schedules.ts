@@ -2,7 +2,7 @@ import { checkTime, optionsArg } from "../arguments.js";
 import { encode } from "../codec.js";
 import { nextCronTime, parseCron } from "../cron.js";
 import { toMillis } from "../duration.js";
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 import { checkName } from "../names.js";
 import type { ScheduleRow } from "../storage/schedule-store.js";
 import type { ScheduleInfo, ScheduleOptions } from "../api/types.js";

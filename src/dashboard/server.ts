@@ -4,7 +4,7 @@ import { timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { toMillis, type Duration } from "../duration.js";
-import { NotFoundError, NotStartedError, TroupeError, ValidationError } from "../errors.js";
+import { NotFoundError, NotStartedError, TroupeError, ValidationError } from "../api/errors.js";
 import type { Logger } from "../options.js";
 import type { ListFilter } from "../storage/list-query.js";
 import { ACTIVE_STATUSES, FINISHED_STATUSES, type ActorStatus } from "../storage/rows.js";

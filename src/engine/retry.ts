@@ -1,4 +1,4 @@
-import { NonRetryableError, StepTimeoutError, ValidationError } from "../errors.js";
+import { NonRetryableError, StepTimeoutError, ValidationError } from "../api/errors.js";
 import { toMillis, type Duration } from "../duration.js";
 import { delay, startTimeout, type Timer } from "../timers.js";
 

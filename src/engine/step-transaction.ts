@@ -1,6 +1,6 @@
 import type { ChannelLike } from "../channels.js";
 import type { ContextPropagation } from "../context-propagation.js";
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 import { prepareOutgoing, sendEphemeral, writeOutgoing } from "../messaging/outgoing.js";
 import { WakeAfterCommit } from "../messaging/wake.js";
 import { prepareEvent, type CloudEventInput } from "../outbox/cloudevent.js";

@@ -10,7 +10,7 @@ import {
   type ChannelMode,
 } from "../channels.js";
 import { encode } from "../codec.js";
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 import { checkName } from "../names.js";
 import { mailbox, mailboxPrefix, sendLabel } from "../storage/mailbox.js";
 import type { MessageWrite, WriteAt } from "../storage/message-store.js";

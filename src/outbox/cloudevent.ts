@@ -1,6 +1,6 @@
 import { optionsArg } from "../arguments.js";
 import { nanoid } from "nanoid";
-import { PayloadTooLargeError, ValidationError } from "../errors.js";
+import { PayloadTooLargeError, ValidationError } from "../api/errors.js";
 import { MAX_DEPTH, unstorableText } from "../names.js";
 
 /**

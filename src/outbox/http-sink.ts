@@ -1,5 +1,5 @@
 import { toMillis, type Duration } from "../duration.js";
-import { SinkError, ValidationError } from "../errors.js";
+import { SinkError, ValidationError } from "../api/errors.js";
 import { binaryBody, binaryHeaders, type CloudEvent } from "./cloudevent.js";
 import type { OutboxSink } from "./sink.js";
 

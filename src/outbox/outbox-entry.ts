@@ -3,7 +3,7 @@
  * relay's sink), and the checks on the event ids the API takes. The rows themselves are
  * read and written by src/storage/outbox-store.ts.
  */
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 import type { CloudEvent } from "./cloudevent.js";
 
 export type OutboxStatus = "pending" | "processing" | "sent" | "dead";

@@ -2,7 +2,7 @@ import { EventEmitter } from "eventemitter3";
 import { hostname } from "node:os";
 import { nanoid } from "nanoid";
 import { toMillis, type Duration } from "../duration.js";
-import { NotStartedError, SinkError, ValidationError } from "../errors.js";
+import { NotStartedError, SinkError, ValidationError } from "../api/errors.js";
 import type { Logger } from "../options.js";
 import type { OutboxStore } from "../storage/outbox-store.js";
 import type { OutboxEntry } from "./outbox-entry.js";
@@ -10,7 +10,6 @@ import type { OutboxSink } from "./sink.js";
 import { startInterval, startTimeout, type Timer } from "../timers.js";
 
 export { httpSink, type HttpSinkOptions } from "./http-sink.js";
-export { SinkError } from "../errors.js";
 export type { OutboxSink, SendInfo } from "./sink.js";
 
 export interface BackoffOptions {

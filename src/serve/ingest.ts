@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import { checkChannelName } from "../channels.js";
-import { IngestError } from "../errors.js";
+import { IngestError } from "../api/errors.js";
 import { checkName } from "../names.js";
 import {
   CORE_ATTRIBUTES,

@@ -2,7 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { toMillis, type Duration } from "../duration.js";
-import { IngestError, NotStartedError, TroupeError, ValidationError } from "../errors.js";
+import { IngestError, NotStartedError, TroupeError, ValidationError } from "../api/errors.js";
 import type { Logger } from "../options.js";
 import type { OutboxRelay } from "../outbox/relay.js";
 import type { Troupe } from "../troupe.js";

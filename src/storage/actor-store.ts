@@ -1,4 +1,4 @@
-import { DuplicateActorError, LockLostError, type RecordedError } from "../errors.js";
+import { DuplicateActorError, LockLostError, type RecordedError } from "../api/errors.js";
 import { MS, type SchemaDb } from "./schema-db.js";
 import { buildListQuery, encodeCursor, type ListFilter } from "./list-query.js";
 import type { SqlClient } from "./database.js";

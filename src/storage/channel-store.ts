@@ -1,4 +1,5 @@
-import { ChannelModeConflictError, type ChannelMode } from "../channels.js";
+import { ChannelModeConflictError } from "../api/errors.js";
+import type { ChannelMode } from "../api/types.js";
 import type { SchemaDb } from "./schema-db.js";
 import type { SqlClient } from "./database.js";
 

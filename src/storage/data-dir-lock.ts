@@ -26,7 +26,7 @@ import { randomBytes } from "node:crypto";
 import { linkSync, promises as fsp, readFileSync, unlinkSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { DatabaseLockedError, type DatabaseLockHolder } from "../errors.js";
+import { DatabaseLockedError, type DatabaseLockHolder } from "../api/errors.js";
 
 const REFRESH_MS = 10_000;
 const FOREIGN_STALE_MS = 120_000;

@@ -1,4 +1,4 @@
-import { DatabaseUnavailableError } from "../errors.js";
+import { DatabaseUnavailableError } from "../api/errors.js";
 
 /** Node socket errors that mean "the server is not there (any more)". */
 const SOCKET_CODES = new Set([

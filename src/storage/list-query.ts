@@ -1,4 +1,4 @@
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 import { checkTime } from "../arguments.js";
 import { checkJsonbText, checkName } from "../names.js";
 import type { ActorStatus, ListFilter } from "../api/types.js";

@@ -1,5 +1,5 @@
 import { messageEnvelopeSql } from "./sql/envelope.js";
-import { LockLostError, NotFoundError } from "../errors.js";
+import { LockLostError, NotFoundError } from "../api/errors.js";
 import { MS, type SchemaDb } from "./schema-db.js";
 import type { SqlClient } from "./database.js";
 import { insertMessages, type MessageWrite, type WriteAt } from "./sql/insert-messages.js";

@@ -1,6 +1,6 @@
 import { readFile, readdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { SchemaMissingError, SchemaTooNewError } from "../errors.js";
+import { SchemaMissingError, SchemaTooNewError } from "../api/errors.js";
 import type { Database } from "./database.js";
 import { LOCK_NS, bindSchema } from "./sql.js";
 

@@ -1,5 +1,5 @@
 import { optionsArg } from "../arguments.js";
-import { LockLostError, ValidationError } from "../errors.js";
+import { LockLostError, ValidationError } from "../api/errors.js";
 import {
   prepareEvent,
   toCloudEvent,

@@ -1,6 +1,6 @@
 import pg from "pg";
 import type { Database, QueryResult, SqlClient } from "./database.js";
-import { DatabaseUnavailableError } from "../errors.js";
+import { DatabaseUnavailableError } from "../api/errors.js";
 import { isConnectionError, mapDatabaseError } from "./db-errors.js";
 import { preparedName } from "./prepared.js";
 

@@ -25,7 +25,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import zlib from "node:zlib";
-import { DatabaseLockedError } from "../errors.js";
+import { DatabaseLockedError } from "../api/errors.js";
 import { errorCode, lockDataDir } from "./data-dir-lock.js";
 
 const gzip = promisify(zlib.gzip);

@@ -1,4 +1,4 @@
-import type { RecordedError } from "../errors.js";
+import type { RecordedError } from "../api/errors.js";
 import type { ActorStatus } from "../api/types.js";
 
 // Public types live in src/api/types.ts; re-exported for the storage, engine and CLI modules that import them here.

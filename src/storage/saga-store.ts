@@ -1,4 +1,4 @@
-import { LockLostError, type RecordedError } from "../errors.js";
+import { LockLostError, type RecordedError } from "../api/errors.js";
 import type { ActorStore } from "./actor-store.js";
 import { MS, type SchemaDb } from "./schema-db.js";
 import type { SqlClient } from "./database.js";

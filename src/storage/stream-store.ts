@@ -1,4 +1,4 @@
-import type { RecordedError } from "../errors.js";
+import type { RecordedError } from "../api/errors.js";
 import type { SchemaDb } from "./schema-db.js";
 
 /**

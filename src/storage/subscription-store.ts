@@ -1,4 +1,5 @@
-import { NotSubscribedError, type ChannelMode } from "../channels.js";
+import { NotSubscribedError } from "../api/errors.js";
+import type { ChannelMode } from "../api/types.js";
 import type { ActorStore, WaitSpec } from "./actor-store.js";
 import type { ChannelStore } from "./channel-store.js";
 import type { SchemaDb } from "./schema-db.js";

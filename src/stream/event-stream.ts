@@ -28,7 +28,7 @@
 import { optionsArg } from "../arguments.js";
 import { decode } from "../codec.js";
 import { toMillis, type Duration } from "../duration.js";
-import { ValidationError, type RecordedError } from "../errors.js";
+import { ValidationError, type RecordedError } from "../api/errors.js";
 import { channelOfMailbox } from "../storage/mailbox.js";
 import type { StreamRow, StreamStore } from "../storage/stream-store.js";
 import {

@@ -1,4 +1,4 @@
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 
 /**
  * A place in the event stream: the position of the last event read. Opaque, but stable (an

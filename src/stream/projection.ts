@@ -11,7 +11,7 @@
  */
 import { optionsArg } from "../arguments.js";
 import { toMillis, type Duration } from "../duration.js";
-import { ValidationError } from "../errors.js";
+import { ValidationError } from "../api/errors.js";
 import { checkName } from "../names.js";
 import type { ProjectionStore } from "../storage/projection-store.js";
 import type { StreamStore } from "../storage/stream-store.js";

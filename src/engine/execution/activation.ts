@@ -1,4 +1,4 @@
-import type { TroupeError } from "../../errors.js";
+import type { TroupeError } from "../../api/errors.js";
 import type { WaitSpec } from "../../storage/actor-store.js";
 import type { Fence } from "../../storage/rows.js";
 

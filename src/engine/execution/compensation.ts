@@ -1,4 +1,5 @@
-import { LockLostError, recordError, type RecordedError } from "../../errors.js";
+import { LockLostError, type RecordedError } from "../../api/errors.js";
+import { recordError } from "../../api/recorded-errors.js";
 import type { PendingCompensation } from "../../storage/saga-store.js";
 import type { CompensationOutcome } from "../../storage/rows.js";
 import type { CompensationInfo, StepTransaction } from "../../api/actor-context.js";

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { ChannelLike } from "../../channels.js";
 import { toMillis, type Duration } from "../../duration.js";
-import { ValidationError } from "../../errors.js";
+import { ValidationError } from "../../api/errors.js";
 import { checkName } from "../../names.js";
 import type {
   ActorContext,

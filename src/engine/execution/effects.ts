@@ -1,6 +1,6 @@
 import { channelName, checkMode, isDurable, sourceOf, type ChannelLike } from "../../channels.js";
 import { decode, encode, jsonText } from "../../codec.js";
-import { ValidationError } from "../../errors.js";
+import { ValidationError } from "../../api/errors.js";
 import { checkName } from "../../names.js";
 import { prepareEvent, type CloudEventInput } from "../../outbox/cloudevent.js";
 import { ephemeralMessage } from "../../messaging/ephemeral.js";
@@ -163,7 +163,13 @@ export async function recur(this: Execution, input: unknown): Promise<never> {
   }
   await Promise.allSettled([...this.inflight]);
   await this.live(() =>
-    this.host.storage.journal.recur(this.fence, this.takeBuffered(), this.host.leaseMs, bytes, jsonText(bytes)),
+    this.host.storage.journal.recur(
+      this.fence,
+      this.takeBuffered(),
+      this.host.leaseMs,
+      bytes,
+      jsonText(bytes),
+    ),
   );
   this.end({ kind: "recur" });
   return forever();

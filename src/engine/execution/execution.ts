@@ -1,13 +1,8 @@
 import type { ActorDefinition } from "../../actor.js";
 import { decode, encode } from "../../codec.js";
 import type { ContextPropagation, ContextSnapshot } from "../../context-propagation.js";
-import {
-  LockLostError,
-  NonDeterminismError,
-  ValidationError,
-  errorFromRecord,
-  recordError,
-} from "../../errors.js";
+import { LockLostError, NonDeterminismError, ValidationError } from "../../api/errors.js";
+import { errorFromRecord, recordError } from "../../api/recorded-errors.js";
 import { CancelRequested, type WaitSpec } from "../../storage/actor-store.js";
 import type { ActorRow, Fence, JournalEntry } from "../../storage/rows.js";
 import type { Storage } from "../../storage/storage.js";

@@ -1,4 +1,4 @@
-import { LockLostError, TroupeError } from "../../errors.js";
+import { LockLostError, TroupeError } from "../../api/errors.js";
 import { isConnectionError } from "../../storage/db-errors.js";
 
 /**

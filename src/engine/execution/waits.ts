@@ -2,7 +2,8 @@ import { checkTime, optionsArg } from "../../arguments.js";
 import { channelName, validatePayload, type ChannelLike, type Message } from "../../channels.js";
 import { decode } from "../../codec.js";
 import { toMillis } from "../../duration.js";
-import { ValidationError, errorFromRecord, recordError } from "../../errors.js";
+import { ValidationError } from "../../api/errors.js";
+import { errorFromRecord, recordError } from "../../api/recorded-errors.js";
 import type { WaitSpec } from "../../storage/actor-store.js";
 import type { JournalEntry } from "../../storage/rows.js";
 import type { ReceiveOptions } from "../../api/actor-context.js";
@@ -77,8 +78,13 @@ export async function receive<T>(
 async function waitForMessage(this: Execution, wait: WaitSpec, names: string[]): Promise<JournalEntry> {
   try {
     return await this.waitFor(wait, (buffered) =>
-      this.host.storage.subscriptions.receiveOrWait(this.fence, buffered, this.host.leaseMs, wait, names, () =>
-        this.host.debugPoint("receive:before-wait", { actorId: this.id, channels: names }),
+      this.host.storage.subscriptions.receiveOrWait(
+        this.fence,
+        buffered,
+        this.host.leaseMs,
+        wait,
+        names,
+        () => this.host.debugPoint("receive:before-wait", { actorId: this.id, channels: names }),
       ),
     );
   } catch (err) {

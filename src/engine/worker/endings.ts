@@ -1,5 +1,6 @@
 import { encode } from "../../codec.js";
-import { LockLostError, recordError, type RecordedError } from "../../errors.js";
+import { LockLostError, type RecordedError } from "../../api/errors.js";
+import { recordError } from "../../api/recorded-errors.js";
 import type { ActorRow } from "../../storage/rows.js";
 import type { Storage } from "../../storage/storage.js";
 import type { Wakeups } from "../../wakeups/wakeups.js";

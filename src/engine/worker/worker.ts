@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import type { ActorDefinition } from "../../actor.js";
 import type { ContextPropagation } from "../../context-propagation.js";
-import { UnknownActorError } from "../../errors.js";
+import { UnknownActorError } from "../../api/errors.js";
 import type { ActorRow, JournalEntry } from "../../storage/rows.js";
 import type { Storage } from "../../storage/storage.js";
 import { delay, startInterval, type Timer } from "../../timers.js";
