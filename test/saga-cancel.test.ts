@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
-import { NonRetryableError, actor, type ActorContext, type Troupe } from "../src/index.js";
+import { NonRetryableError, actor, type ActorContext, type Troupe, type TroupeError } from "../src/index.js";
 import { eventually, testTroupe } from "./helpers.js";
-import { boundSql, databaseOf, storageOf } from "./support/internals.js";
+import { boundSql, databaseOf, sqlRun, storageOf } from "./support/internals.js";
 
 // Item 2 of issue 10: a cancel must never cut a compensation-mode replay short. The replay
 // of these sagas takes ~10 × 30 ms of plain code, longer than a heartbeat (lease / 3), so a
@@ -199,5 +199,44 @@ describe("cancelling a saga runs every compensation", () => {
       await compensationRows(t, id),
       Array.from({ length: STEPS }, (_, i) => `reserve-${i}=done`),
     );
+  });
+});
+
+// A cancel whose wakeup never reaches the worker (Redis down, a hint lost): the request is
+// only on the actor's row. The step running when it came still finishes and is journaled;
+// the journal write that records it sees the request, so the next step never starts.
+const gateOpen = new Map<string, () => void>();
+const gatedNotes: string[] = [];
+const gatedSaga = actor("gated-saga", async (ctx: ActorContext) => {
+  await ctx.step("book", () => void gatedNotes.push("do book"), {
+    compensate: () => void gatedNotes.push("undo book"),
+  });
+  await ctx.step("long call", async () => {
+    gatedNotes.push("long call started");
+    await new Promise<void>((resolve) => gateOpen.set(ctx.id, resolve));
+    gatedNotes.push("long call finished");
+  });
+  await ctx.step("never", () => void gatedNotes.push("after cancel (must not happen)"));
+  return "unreachable";
+});
+
+describe("a cancel the worker hears of only through the database", () => {
+  // A long lease: the heartbeat, which also reads cancel requests, stays out of the window.
+  const t = testTroupe({ actors: [gatedSaga], lease: "30s" });
+  after(() => t.stop());
+
+  test("the step in flight finishes, nothing after it runs, the compensation runs", async () => {
+    await t.start();
+    const ref = await t.spawn(gatedSaga, {}, { id: "gated" });
+    await eventually(async () => gateOpen.has("gated"), "long call running", 30_000);
+    // What troupe.cancel writes, without its wakeup.
+    await sqlRun(
+      t,
+      "UPDATE {schema}.actors SET cancel_requested_at = now(), cancel_reason = 'lost hint' WHERE id = $1",
+      ["gated"],
+    );
+    gateOpen.get("gated")!();
+    await assert.rejects(ref.result({ timeout: "30s" }), (e: TroupeError) => e.code === "CANCELLED");
+    assert.deepEqual(gatedNotes, ["do book", "long call started", "long call finished", "undo book"]);
   });
 });

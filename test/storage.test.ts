@@ -54,7 +54,7 @@ describe("storage suite", () => {
       [{ seq: 0, kind: "step", name: "a", result: encode(1), error: null }],
       5000,
     );
-    assert.equal(v, 1);
+    assert.deepEqual(v, { journalVersion: 1, cancelRequested: false });
     await assert.rejects(
       s.actors.append(
         { ...fence, leaseVersion: fence.leaseVersion - 1 },

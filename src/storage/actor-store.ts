@@ -65,7 +65,7 @@ const CLAIM_ONE = `
  * Fenced journal append in ONE statement: the fence (sql/fence.ts) proves the lease and
  * extends it, the entries are inserted only if it matched. Zero rows = the lease is gone.
  */
-const APPEND = `WITH ${FENCED_EFFECT()} SELECT journal_version FROM f`;
+const APPEND = `WITH ${FENCED_EFFECT()} SELECT journal_version, cancel_requested FROM f`;
 
 /** The fence alone, for a transaction that writes more after it (its entries, then its effects). */
 const FENCE_ONLY = FENCE();
@@ -73,6 +73,22 @@ const FENCE_ONLY = FENCE();
 const INSERT_ENTRIES = `
   INSERT INTO {schema}.journal (actor_id, seq, kind, name, result, error)
   SELECT $1, e.seq, e.kind, e.name, decode(e.result, 'base64'), e.error FROM ${ENTRIES_RECORDSET("$2")}`;
+
+/** What a fenced journal write reports: the new journal version, and whether a cancel is pending. */
+export interface Fenced {
+  journalVersion: number;
+  cancelRequested: boolean;
+}
+
+interface FencedRow {
+  journal_version: number | string;
+  cancel_requested: boolean;
+}
+
+const fenced = (r: FencedRow): Fenced => ({
+  journalVersion: Number(r.journal_version),
+  cancelRequested: r.cancel_requested === true,
+});
 
 export class ActorStore {
   constructor(private readonly c: SchemaDb) {}
@@ -175,14 +191,14 @@ export class ActorStore {
     return rows[0] ? actorFromRow(rows[0]) : null;
   }
 
-  /** Appends journal entries on behalf of a lease holder. Returns the new journal version. */
-  async append(fence: Fence, entries: readonly JournalEntry[], leaseMs: number): Promise<number> {
-    const { rows } = await this.c.db.query<{ journal_version: number }>(this.c.sql(APPEND), [
+  /** Appends journal entries on behalf of a lease holder: the new journal version, and whether a cancel is pending. */
+  async append(fence: Fence, entries: readonly JournalEntry[], leaseMs: number): Promise<Fenced> {
+    const { rows } = await this.c.db.query<FencedRow>(this.c.sql(APPEND), [
       ...fenceParams(fence, entries.length, leaseMs),
       entriesParam(entries),
     ]);
     if (!rows[0]) throw new LockLostError(fence.actorId);
-    return Number(rows[0].journal_version);
+    return fenced(rows[0]);
   }
 
   /**
@@ -194,7 +210,7 @@ export class ActorStore {
     leaseMs: number,
     fn: (tx: SqlClient) => Promise<T>,
     entries: (value: T) => readonly JournalEntry[],
-  ): Promise<{ value: T; journalVersion: number }> {
+  ): Promise<{ value: T } & Fenced> {
     return this.c.db.transaction(async (tx) => {
       // A plain read, not a row lock: the row stays free while user code runs (a stalled
       // worker must not block a takeover); the fence that counts is taken at commit time.
@@ -207,8 +223,7 @@ export class ActorStore {
       if (!proof.rows[0]) throw new LockLostError(fence.actorId);
       const value = await fn(tx);
       const list = entries(value);
-      const v = await this.fenceAndInsert(tx, fence, list, leaseMs);
-      return { value, journalVersion: v };
+      return { value, ...(await this.fenceAndInsert(tx, fence, list, leaseMs)) };
     });
   }
 
@@ -218,15 +233,15 @@ export class ActorStore {
     fence: Fence,
     entries: readonly JournalEntry[],
     leaseMs: number,
-  ): Promise<number> {
-    const { rows } = await tx.query<{ journal_version: number }>(
+  ): Promise<Fenced> {
+    const { rows } = await tx.query<FencedRow>(
       this.c.sql(FENCE_ONLY),
       fenceParams(fence, entries.length, leaseMs),
     );
     if (!rows[0]) throw new LockLostError(fence.actorId);
     if (entries.length > 0)
       await tx.query(this.c.sql(INSERT_ENTRIES), [fence.actorId, entriesParam(entries)]);
-    return Number(rows[0].journal_version);
+    return fenced(rows[0]);
   }
 
   /**

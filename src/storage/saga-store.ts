@@ -30,9 +30,10 @@ export class SagaStore {
     seq: number,
     name: string,
   ) {
-    await this.c.db.transaction(async (tx) => {
-      await this.actors.fenceAndInsert(tx, fence, entries, leaseMs);
+    return this.c.db.transaction(async (tx) => {
+      const written = await this.actors.fenceAndInsert(tx, fence, entries, leaseMs);
       await this.addCompensation(tx, fence.actorId, generation, seq, name);
+      return written;
     });
   }
 

@@ -285,7 +285,18 @@ export class Execution {
   }
 
   async append(entry: JournalEntry): Promise<void> {
-    await this.host.storage.actors.append(this.fence, [...this.takeBuffered(), entry], this.host.leaseMs);
+    this.stopIfCancelled(
+      await this.host.storage.actors.append(this.fence, [...this.takeBuffered(), entry], this.host.leaseMs),
+    );
+  }
+
+  /**
+   * A journal write found a cancel request on the actor's row: stop here, as the cancel's
+   * wakeup would (the operation just journaled stays done). Without this, a step finishing
+   * before that wakeup arrives would let the next step start.
+   */
+  stopIfCancelled(written: { cancelRequested: boolean }): void {
+    if (written.cancelRequested) this.requestCancel();
   }
 
   encodeValue(value: unknown, what: string): Buffer {

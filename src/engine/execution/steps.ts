@@ -62,7 +62,7 @@ export async function step<T>(
       error: null,
     };
     if (compensate) {
-      await this.host.storage.sagas.stepWithCompensation(
+      const written = await this.host.storage.sagas.stepWithCompensation(
         this.fence,
         [...this.takeBuffered(), entry],
         this.host.leaseMs,
@@ -71,6 +71,7 @@ export async function step<T>(
         name,
       );
       this.compensations.set(seq, { kind: "step", run: (info) => compensate(value, info) });
+      this.stopIfCancelled(written);
     } else {
       await this.append(entry);
     }
@@ -111,7 +112,7 @@ export async function transaction<T>(
         (attempt) =>
           (inflight = (async () => {
             let scope: StepTransactionScope | undefined;
-            const { value } = await this.host.storage.actors.appendInTransaction(
+            const { value, ...written } = await this.host.storage.actors.appendInTransaction(
               this.fence,
               this.host.leaseMs,
               async (tx) => {
@@ -151,6 +152,7 @@ export async function transaction<T>(
             // Registered before this live operation settles: a cancel that stopped the
             // execution meanwhile runs the compensations once in-flight work settled.
             if (compensate) this.compensations.set(seq, { kind: "tx", run: (tx) => compensate(value, tx) });
+            this.stopIfCancelled(written);
             return value;
           })()),
         retry,
