@@ -1,5 +1,5 @@
 /**
- * Diagnostic: EXPLAIN ANALYZE of the delivery statement (DELIVER in src/storage/channel-store.ts)
+ * Diagnostic: EXPLAIN ANALYZE of the delivery statement (DELIVER in src/storage/sql/deliver.ts)
  * on a realistic state: N fan-out subscribers waiting (broadcast channel, or direct mailboxes
  * with --group), one message published. Everything runs in a transaction that is rolled back.
  *   node --import tsx benchmarks/diag/explain-deliver.ts [subscribers=1000] [--group] [--limit 100]
@@ -9,6 +9,7 @@ import { Troupe } from "../../src/index.js";
 import { Storage } from "../../src/storage/storage.js";
 import { PgDatabase } from "../../src/storage/pg-database.js";
 import type { SqlClient } from "../../src/storage/database.js";
+import { mailbox, mailboxPrefix } from "../../src/storage/mailbox.js";
 import { createReceiptsSql, fanSubscriber, spawnFanSubscribers, waitingSubscribersSql } from "../fanout.js";
 import { PG_URL, REDIS_URL, dropSchema, freshSchema } from "../lib/env.js";
 import { sleep } from "./side.js";
@@ -46,8 +47,16 @@ try {
   const st = new Storage(db, schema);
   let sources: string[];
   if (GROUP) {
-    await st.channels.broadcastGroup("bench-fan-group", "bench-fan-direct", Buffer.from([0x80]), {});
-    sources = Array.from({ length: SUBS }, (_, i) => `bench-fan-direct:fan-${i}`).slice(0, 500);
+    // A group broadcast as troupe.broadcast writes it (src/messaging/outgoing.ts): one insert.
+    await st.messages.insert(
+      {
+        to: { group: "bench-fan-group", mailboxPrefix: mailboxPrefix("bench-fan-direct") },
+        data: Buffer.from([0x80]),
+        metadata: {},
+      },
+      { by: "client" },
+    );
+    sources = Array.from({ length: SUBS }, (_, i) => mailbox("bench-fan-direct", `fan-${i}`)).slice(0, 500);
   } else {
     await st.messages.insert(
       { to: { source: "bench-fan", directTo: null }, data: Buffer.from([0x80]), metadata: {} },
@@ -61,7 +70,12 @@ try {
   const client = pg.Client.prototype as unknown as { query: Query };
   const orig = client.query;
   client.query = function (...args) {
-    const [text, params] = args;
+    // troupe's statements arrive as a QueryConfig ({ name, text, values }: named prepared
+    // statements); a plain (text, params) call is read too.
+    const [first, second] = args;
+    const cfg = typeof first === "object" && first !== null ? (first as { text?: unknown; values?: unknown }) : undefined;
+    const text = cfg ? cfg.text : first;
+    const params = cfg ? cfg.values : second;
     if (typeof text === "string" && text.trimStart().startsWith("WITH locked AS"))
       captured = { text, params: Array.isArray(params) ? (params as unknown[]) : [] };
     return orig.apply(this, args);
@@ -74,7 +88,7 @@ try {
       throw new Error("rollback");
     });
   await st.delivery.deliver(sources, "probe", 30_000, LIMIT, false, ["bench-fan-sub"]).catch(() => {});
-  (pg.Client.prototype as any).query = orig;
+  client.query = orig;
   await db.close();
   if (!captured) throw new Error("DELIVER not captured");
 

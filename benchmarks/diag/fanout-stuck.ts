@@ -5,9 +5,9 @@
  *   node --import tsx benchmarks/diag/fanout-stuck.ts [subscribers=200] [rounds=5] [--keep]
  */
 import { Troupe } from "../../src/index.js";
-import { Worker } from "../../src/engine/worker.js";
+import { Delivery, type DeliveryDeps } from "../../src/engine/worker/delivery.js";
 import { DeliveryStore } from "../../src/storage/delivery-store.js";
-import { fanSubscriber } from "../fanout.js";
+import { createReceiptsSql, fanSubscriber, spawnFanSubscribers } from "../fanout.js";
 import { PG_URL, REDIS_URL, dropSchema, freshSchema } from "../lib/env.js";
 import { Side, sleep } from "./side.js";
 
@@ -15,10 +15,10 @@ const nums = process.argv.filter((a) => /^\d+$/.test(a)).map(Number);
 const SUBS = nums[0] ?? 200;
 const ROUNDS = nums[1] ?? 5;
 const schema = freshSchema("stuck");
-// Trace every delivery attempt: (sticky, limit) → delivered, and what the worker thinks is free.
+// Trace every delivery attempt: (sticky = parkedHereOnly, limit) → delivered, and what the worker runs.
 const trace: string[] = [];
 const origStoreDeliver = DeliveryStore.prototype.deliver;
-DeliveryStore.prototype.deliver = async function (this: any, ...args: Parameters<typeof origStoreDeliver>) {
+DeliveryStore.prototype.deliver = async function (this: DeliveryStore, ...args: Parameters<typeof origStoreDeliver>) {
   const [sources, , , limit, sticky] = args;
   const r = await origStoreDeliver.apply(this, args);
   trace.push(
@@ -26,11 +26,12 @@ DeliveryStore.prototype.deliver = async function (this: any, ...args: Parameters
   );
   return r;
 };
-const origWorkerDeliver = Worker.prototype.deliver;
-Worker.prototype.deliver = async function (this: Worker, ...args: Parameters<typeof origWorkerDeliver>) {
+// The worker's delivery rounds (src/engine/worker/delivery.ts); "worker.deliver" in the trace.
+const origWorkerDeliver = Delivery.prototype.deliver;
+Delivery.prototype.deliver = async function (this: Delivery, ...args: Parameters<typeof origWorkerDeliver>) {
   const [, sticky] = args;
-  // running is private: reached through its shape.
-  const running = (this as unknown as { running: Map<string, unknown> }).running.size;
+  // Its deps (the worker's slots) are private: reached through their shape.
+  const running = (this as unknown as { d: DeliveryDeps }).d.slots.runningCount;
   const r = await origWorkerDeliver.apply(this, args);
   if (r === 0)
     trace.push(

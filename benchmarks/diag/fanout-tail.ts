@@ -6,7 +6,7 @@
  *   node --import tsx benchmarks/diag/fanout-tail.ts [subscribers=1000] [rounds=4] [--broadcast]
  */
 import { Troupe } from "../../src/index.js";
-import { Worker } from "../../src/engine/worker.js";
+import { Delivery, type DeliveryDeps } from "../../src/engine/worker/delivery.js";
 import { createReceiptsSql, fanSubscriber, spawnFanSubscribers } from "../fanout.js";
 import { PG_URL, REDIS_URL, dropSchema, freshSchema } from "../lib/env.js";
 import { Side, sleep } from "./side.js";
@@ -18,19 +18,18 @@ const GROUP = !process.argv.includes("--broadcast");
 let t0 = 0;
 const log: string[] = [];
 const ms = () => (Date.now() - t0).toString().padStart(6);
-/** The worker's private state this diagnostic reads, by its shape (any of it may be gone). */
-interface WorkerInsides {
-  free?: () => number;
-  sweep?: () => Promise<unknown>;
-  dirtySources?: Set<string>;
-  delivering?: boolean;
-  running?: Map<string, unknown>;
+/** The worker's delivery state this diagnostic reads that is private, by its shape. */
+interface DeliveryInsides {
+  /** Its deps: the worker's slots (free, runningCount). */
+  d: DeliveryDeps;
+  dirtySources: Set<string>;
 }
-const insides = (w: Worker) => w as unknown as WorkerInsides;
-const origDeliver = Worker.prototype.deliver;
-Worker.prototype.deliver = async function (this: Worker, ...args: Parameters<typeof origDeliver>) {
+const insides = (x: Delivery) => x as unknown as DeliveryInsides;
+// The worker's delivery rounds and sweep (src/engine/worker/delivery.ts).
+const origDeliver = Delivery.prototype.deliver;
+Delivery.prototype.deliver = async function (this: Delivery, ...args: Parameters<typeof origDeliver>) {
   const [sources, sticky] = args;
-  const free = insides(this).free?.call(this) ?? "?";
+  const free = insides(this).d.slots.free;
   const started = ms();
   const n = await origDeliver.apply(this, args);
   log.push(
@@ -38,16 +37,14 @@ Worker.prototype.deliver = async function (this: Worker, ...args: Parameters<typ
   );
   return n;
 };
-const proto = Worker.prototype as unknown as WorkerInsides;
-const origSweep = proto.sweep;
-if (origSweep)
-  proto.sweep = async function (this: Worker) {
-    const w = insides(this);
-    log.push(
-      `${ms()} sweep tick (dirty=${w.dirtySources?.size}, delivering=${w.delivering}, running=${w.running?.size})`,
-    );
-    return origSweep.call(this);
-  };
+const origSweep = Delivery.prototype.sweep;
+Delivery.prototype.sweep = async function (this: Delivery) {
+  const w = insides(this);
+  log.push(
+    `${ms()} sweep tick (dirty=${w.dirtySources.size}, delivering=${this.delivering}, running=${w.d.slots.runningCount})`,
+  );
+  return origSweep.call(this);
+};
 
 const schema = freshSchema("tail");
 const table = `"${schema}".fan_receipts`;

@@ -2,16 +2,16 @@
 /**
  * Diagnostic (not a benchmark): where does a ping-pong round trip spend its time?
  * Monkeypatches (from outside, src/ untouched) pg's Client.query / Pool.connect, the Redis
- * wakeup transport and the worker's deliver, runs the 1-process pg+redis ping-pong, and
+ * wakeup transport and the worker's delivery rounds (Delivery.deliver), runs the 1-process pg+redis ping-pong, and
  * prints a per-round-trip breakdown and the timeline of a few round trips.
  *
  *   node --import tsx benchmarks/diag/trace-ping-pong.ts [n=300] [--local] [--slowest]
  *   (--local: in-process wakeups instead of Redis, to separate the wakeup transport)
  */
 import { Troupe, actor, type ActorContext } from "../../src/index.js";
-import { Worker } from "../../src/engine/worker.js";
+import { Delivery } from "../../src/engine/worker/delivery.js";
 import { RedisWakeups } from "../../src/wakeups/redis-wakeups.js";
-import { Execution } from "../../src/engine/execution.js";
+import { Execution } from "../../src/engine/execution/execution.js";
 import { PG_URL, REDIS_URL, dropSchema, freshSchema } from "../lib/env.js";
 import { summarize } from "../lib/stats.js";
 import { evs, installPgTrace, now } from "./pg-trace.js";
@@ -36,8 +36,8 @@ redisProto.dispatch = function (frame) {
   evs.push({ t0: t, t1: t, what: `redis message received (${frame.length} bytes)` });
   origDispatch.call(this, frame);
 };
-const origDeliver = Worker.prototype.deliver;
-Worker.prototype.deliver = async function (this: Worker, ...args: Parameters<typeof origDeliver>) {
+const origDeliver = Delivery.prototype.deliver;
+Delivery.prototype.deliver = async function (this: Delivery, ...args: Parameters<typeof origDeliver>) {
   const [sources, sticky] = args;
   const t0 = now();
   const n = await origDeliver.apply(this, args);
