@@ -1,5 +1,5 @@
 /**
- * What the outbox holds, as the API shows it (`troupe.outbox.get()`, `deadLetters()`, the
+ * What the outbox holds, as the API shows it (`troupe.outboxEvent()`, `outboxDeadLetters()`, the
  * relay's sink), and the checks on the event ids the API takes. The rows themselves are
  * read and written by src/storage/outbox-store.ts.
  */
