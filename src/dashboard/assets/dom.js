@@ -8,7 +8,7 @@
  * by parsing markup), so whatever actor inputs, outputs, ids or channel names hold is shown
  * as text. Formatting of times, ages and values.
  */
-/* exported $, STATUSES, h, link, actorLink, badge, table, pretty, preview, valueCell, when, age, sinceIso, num, messageOf */
+/* exported $, STATUSES, h, link, actorLink, badge, table, pager, pretty, preview, valueCell, when, age, sinceIso, num, messageOf */
 
 /**
  * @typedef {"running" | "waiting" | "compensating" | "completed" | "failed" | "cancelled"} Status
@@ -109,6 +109,29 @@ function table(headers, rows, empty) {
       ),
     ),
     h("tbody", null, rows),
+  );
+}
+/**
+ * Previous / Next over a keyset-paged list. `before` holds the cursors of the pages before
+ * this one, `at` is this page's cursor, `go` shows the page at a cursor.
+ * @param {{ before: (string | null)[], at: string | null, next: string | null | undefined, go: (cursor: string | null) => void }} p
+ * @param {...Child} extra
+ */
+function pager(p, ...extra) {
+  const button = (
+    /** @type {string} */ label,
+    /** @type {boolean} */ disabled,
+    /** @type {() => void} */ onclick,
+  ) => h("button", { type: "button", disabled, onclick }, label);
+  return h(
+    "div",
+    { className: "pager" },
+    button("‹ Previous", p.before.length === 0, () => p.go(p.before.pop() || null)),
+    button("Next ›", !p.next, () => {
+      p.before.push(p.at);
+      p.go(p.next ?? null);
+    }),
+    ...extra,
   );
 }
 /** @param {unknown} v */

@@ -98,34 +98,16 @@ const actorViews = {
           h("td", { className: "mono" }, preview(a.input, 80)),
         ),
       );
-      const pager = h(
-        "div",
-        { className: "pager" },
-        h(
-          "button",
-          {
-            type: "button",
-            disabled: state.cursors.length === 0,
-            onclick: () => {
-              state.cursor = state.cursors.pop() || null;
-              void refresh();
-            },
+      const pages = pager(
+        {
+          before: state.cursors,
+          at: state.cursor,
+          next: page.nextCursor,
+          go: (cursor) => {
+            state.cursor = cursor;
+            void refresh();
           },
-          "‹ Previous",
-        ),
-        h(
-          "button",
-          {
-            type: "button",
-            disabled: !page.nextCursor,
-            onclick: () => {
-              state.cursors.push(state.cursor);
-              state.cursor = page.nextCursor ?? null;
-              void refresh();
-            },
-          },
-          "Next ›",
-        ),
+        },
         h("span", { className: "muted" }, "page " + (state.cursors.length + 1) + ", newest first"),
       );
       $("results").replaceChildren(
@@ -134,7 +116,7 @@ const actorViews = {
           rows,
           "no actors match",
         ),
-        pager,
+        pages,
       );
     },
   },

@@ -28,35 +28,15 @@ const systemViews = {
           h("td", { className: "num", title: c.oldestBacklogAt || "" }, sinceIso(c.oldestBacklogAt)),
         ),
       );
-      const pager = h(
-        "div",
-        { className: "pager" },
-        h(
-          "button",
-          {
-            type: "button",
-            disabled: state.channelCursors.length === 0,
-            onclick: () => {
-              state.channelCursor = state.channelCursors.pop() || null;
-              void refresh();
-            },
-          },
-          "‹ Previous",
-        ),
-        h(
-          "button",
-          {
-            type: "button",
-            disabled: !page.nextCursor,
-            onclick: () => {
-              state.channelCursors.push(state.channelCursor);
-              state.channelCursor = page.nextCursor ?? null;
-              void refresh();
-            },
-          },
-          "Next ›",
-        ),
-      );
+      const pages = pager({
+        before: state.channelCursors,
+        at: state.channelCursor,
+        next: page.nextCursor,
+        go: (cursor) => {
+          state.channelCursor = cursor;
+          void refresh();
+        },
+      });
       $("results").replaceChildren(
         table(
           ["channel", "mode", "#subscribers", "#waiting", "#backlog", "#behind", "#oldest unread"],
@@ -68,7 +48,7 @@ const systemViews = {
           { className: "muted" },
           "backlog: messages current subscribers have not read (broadcast: after the slowest cursor) or claimed (competing, direct mailboxes). behind: subscribers with something to read.",
         ),
-        pager,
+        pages,
       );
     },
   },
